@@ -1,0 +1,35 @@
+# Two commands matter: `make run` and `make test`. Everything installs into .venv from requirements.lock.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+
+.PHONY: run test lint check bench install clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install  ## migrate, load demo data, serve on $(PORT) with a Celery worker + beat beside it
+	PORT=$(PORT) scripts/run.sh
+
+test: install lint  ## the whole suite: embedded profile, then PostgreSQL + Redis when their URLs are set
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest
+	if [ -n "$$DATABASE_URL$$REDIS_URL" ]; then $(PY) -m pytest; fi
+
+lint: install  ## ruff lint + format check, Django system checks, no missing migrations
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+check: lint
+
+bench: install  ## benchmarks print ratios against a baseline measured in the same run
+	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) var staticfiles

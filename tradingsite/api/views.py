@@ -1,0 +1,190 @@
+"""Platform endpoints: health, ML status and the JWT token lifecycle."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.tokens import Token
+from rest_framework_simplejwt.views import TokenObtainPairView
+
+from drift.selectors import drift_monitor_state
+from experiments.selectors import experiment_tracker_counts
+from features.selectors import feature_store_counts
+from registry.selectors import registry_counts
+from tradingsite.observability.health import DOWN, OK, service_matrix
+from tradingsite.observability.metrics import AUTH_FAILURES, AUTH_TOKENS_ISSUED, TOKENS_REVOKED
+from tradingsite.security.breakers import OPEN, breakers_snapshot
+from tradingsite.security.jwt import access_token_revoke, refresh_token_revoke, refresh_token_rotate
+
+VERSION = "1.0.0"
+
+
+@never_cache
+def health_live(request: HttpRequest) -> JsonResponse:
+    """Liveness: no I/O, answers while the database is down; shows the circuit breakers."""
+    breakers = breakers_snapshot()
+    degraded = any(b["state"] == OPEN for b in breakers.values())
+    return JsonResponse(
+        {
+            "status": "degraded" if degraded else "ok",
+            "service": "tradingsite",
+            "version": VERSION,
+            "environment": settings.ENVIRONMENT,
+            "time": timezone.now().isoformat(),
+            "circuit_breakers": breakers,
+        }
+    )
+
+
+class ServiceStatusSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=["ok", "degraded", "down"])
+    latency_ms = serializers.FloatField()
+    backend = serializers.CharField()
+    detail = serializers.CharField(allow_blank=True)
+
+
+class HealthMatrixSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "degraded", "down"])
+    environment = serializers.CharField()
+    services = serializers.DictField(child=ServiceStatusSerializer())
+    circuit_breakers = serializers.DictField(child=serializers.DictField())
+
+
+class HealthMatrixView(APIView):
+    """Every backing service with its status and latency; 503 only when the database is down."""
+
+    @extend_schema(responses={200: HealthMatrixSerializer, 503: HealthMatrixSerializer})
+    def get(self, request: Request) -> Response:
+        services = {s.name: s.as_dict() for s in service_matrix()}
+        statuses = {s["status"] for s in services.values()}
+        overall = (
+            DOWN
+            if services["database"]["status"] == DOWN
+            else (OK if statuses == {OK} else "degraded")
+        )
+        body = {
+            "status": overall,
+            "environment": settings.ENVIRONMENT,
+            "services": services,
+            "circuit_breakers": breakers_snapshot(),
+        }
+        if overall == DOWN:
+            return Response(body, status=503, headers={"Retry-After": "5"})
+        return Response(body)
+
+
+class MlStatusSerializer(serializers.Serializer):
+    features = serializers.DictField()
+    registry = serializers.DictField()
+    drift_monitor = serializers.DictField()
+    experiments = serializers.DictField()
+
+
+class MlStatusView(APIView):
+    """Feature and view counts, drift monitor state, registry and experiment tracker counts."""
+
+    @extend_schema(responses=MlStatusSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "features": feature_store_counts(),
+                "registry": registry_counts(),
+                "drift_monitor": drift_monitor_state(),
+                "experiments": experiment_tracker_counts(),
+            }
+        )
+
+
+class TokenPairSerializer(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class TokenObtainView(TokenObtainPairView):
+    """Username + password -> access and refresh tokens."""
+
+    def post(self, request: Request, *args: object, **kwargs: object) -> Response:
+        try:
+            response = super().post(request, *args, **kwargs)
+        except InvalidToken:
+            AUTH_FAILURES.labels(endpoint="token").inc()
+            raise
+        if response.status_code == 200:
+            AUTH_TOKENS_ISSUED.labels(grant="password").inc()
+        else:
+            AUTH_FAILURES.labels(endpoint="token").inc()
+        return response
+
+
+class RefreshInputSerializer(serializers.Serializer):
+    refresh = serializers.CharField()
+
+
+class TokenRefreshView(APIView):
+    """Rotate a refresh token: the old one is consumed atomically, a new pair is returned."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []  # the refresh token in the body is the credential
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'  # so a refused refresh is a 401, as on every other route
+
+    @extend_schema(request=RefreshInputSerializer, responses={200: TokenPairSerializer})
+    def post(self, request: Request) -> Response:
+        body = RefreshInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            pair = refresh_token_rotate(raw_refresh=body.validated_data["refresh"])
+        except InvalidToken:
+            AUTH_FAILURES.labels(endpoint="refresh").inc()
+            raise
+        AUTH_TOKENS_ISSUED.labels(grant="refresh").inc()
+        return Response(pair)
+
+
+class RevokeInputSerializer(serializers.Serializer):
+    refresh = serializers.CharField(required=False, help_text="also revoke this refresh token")
+
+
+class RevokeOutputSerializer(serializers.Serializer):
+    revoked = serializers.ListField(child=serializers.ChoiceField(choices=["access", "refresh"]))
+
+
+class TokenRevokeView(APIView):
+    """Log out now: revoke the access token of this request and, if given, a refresh token."""
+
+    @extend_schema(
+        request=RevokeInputSerializer,
+        responses={
+            200: RevokeOutputSerializer,
+            400: OpenApiResponse(description="nothing to revoke"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        body = RevokeInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        revoked = []
+        if isinstance(request.auth, Token):
+            access_token_revoke(token=request.auth, user=request.user)
+            revoked.append("access")
+        if refresh := body.validated_data.get("refresh"):
+            refresh_token_revoke(raw_refresh=refresh, user=request.user)
+            revoked.append("refresh")
+        if not revoked:
+            return Response(
+                {"detail": "Nothing to revoke: send a Bearer token or pass `refresh`."},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        for token_type in revoked:
+            TOKENS_REVOKED.labels(token_type=token_type).inc()
+        return Response({"revoked": revoked})

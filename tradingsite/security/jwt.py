@@ -1,0 +1,111 @@
+"""JWT authentication (simplejwt, signed with JWT_SECRET) with revocation and atomic rotation.
+
+simplejwt's blacklist covers refresh tokens only and its rotation is check-then-act (two parallel
+refreshes of one token can both succeed; reliability.md §1.3). Here an access token can be revoked
+by its jti, and a refresh token is consumed by an INSERT that a unique constraint fences.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken, Token
+
+from tradingsite.models import RevokedToken
+
+
+class TokenAlreadyUsedError(Exception):
+    """The refresh token was consumed (rotated or revoked) before."""
+
+
+class RevocationCheckingJWTAuthentication(JWTAuthentication):
+    """simplejwt's authentication plus a check of the revoked-jti table on every request."""
+
+    def get_validated_token(self, raw_token: bytes) -> Token:
+        token = super().get_validated_token(raw_token)
+        if token_is_revoked(jti=str(token.get(api_settings.JTI_CLAIM, ""))):
+            raise InvalidToken({"detail": "Token is invalid or expired", "code": "token_not_valid"})
+        return token
+
+
+def _expiry(token: Token) -> datetime:
+    return datetime.fromtimestamp(int(token["exp"]), tz=UTC)
+
+
+def token_is_revoked(*, jti: str) -> bool:
+    return not jti or RevokedToken.objects.filter(jti=jti).exists()
+
+
+def access_token_revoke(*, token: Token, user: AbstractBaseUser | None) -> None:
+    """Revoke an access token until it expires; revoking twice is harmless."""
+    RevokedToken.objects.get_or_create(
+        jti=str(token[api_settings.JTI_CLAIM]),
+        defaults={"token_type": "access", "user": user, "expires_at": _expiry(token)},
+    )
+
+
+@transaction.atomic
+def refresh_token_consume(*, token: RefreshToken) -> None:
+    """Blacklist `token` exactly once; a second consumer gets TokenAlreadyUsedError."""
+    jti = str(token[api_settings.JTI_CLAIM])
+    outstanding, _ = OutstandingToken.objects.get_or_create(
+        jti=jti,
+        defaults={
+            "token": str(token),
+            "expires_at": _expiry(token),
+            "user_id": token.get(api_settings.USER_ID_CLAIM),
+        },
+    )
+    try:
+        with transaction.atomic():  # savepoint: the IntegrityError must not poison the outer block
+            BlacklistedToken.objects.create(token=outstanding)
+    except IntegrityError as exc:  # BlacklistedToken.token is one-to-one: the fence
+        raise TokenAlreadyUsedError(jti) from exc
+
+
+def refresh_token_rotate(*, raw_refresh: str) -> dict[str, str]:
+    """Consume `raw_refresh` and issue a new access + refresh pair for its (active) user."""
+    from rest_framework_simplejwt.exceptions import TokenError
+
+    try:
+        refresh = RefreshToken(raw_refresh)  # signature, expiry, type and blacklist
+    except TokenError as exc:
+        raise InvalidToken({"detail": "Token is invalid or expired"}) from exc
+    user = _active_user(refresh)
+    try:
+        refresh_token_consume(token=refresh)
+    except TokenAlreadyUsedError as exc:
+        raise InvalidToken({"detail": "Token is invalid or expired"}) from exc
+    new_refresh = RefreshToken.for_user(user)
+    return {"access": str(new_refresh.access_token), "refresh": str(new_refresh)}
+
+
+def _active_user(token: Token) -> Any:
+    user_id = token.get(api_settings.USER_ID_CLAIM)
+    user = get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
+    if user is None or not user.is_active:
+        raise InvalidToken({"detail": "Token is invalid or expired"})
+    return user
+
+
+def refresh_token_revoke(*, raw_refresh: str, user: AbstractBaseUser) -> None:
+    """Revoke the caller's own refresh token; someone else's is refused."""
+    from rest_framework_simplejwt.exceptions import TokenError
+
+    try:
+        refresh = RefreshToken(raw_refresh)
+    except TokenError as exc:
+        raise InvalidToken({"detail": "refresh: token is invalid, expired or revoked"}) from exc
+    if str(refresh.get(api_settings.USER_ID_CLAIM)) != str(user.pk):
+        raise InvalidToken({"detail": "refresh: token belongs to another user"})
+    with contextlib.suppress(TokenAlreadyUsedError):  # revoking twice is harmless
+        refresh_token_consume(token=refresh)

@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from tradingsite.api.views import health_live
+
+urlpatterns = [
+    path("health", health_live, name="health"),
+    path("health/", health_live),
+    path("api/v1/", include("tradingsite.api.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("django_prometheus.urls")),  # GET /metrics
+    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+]
