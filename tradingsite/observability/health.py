@@ -7,6 +7,7 @@ checks below. Statuses: ok, degraded (works, but not as configured or slowly), d
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -95,9 +96,10 @@ def check_broker() -> ServiceStatus:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_SECONDS)
             if backend == "filesystem":  # the folders the embedded worker reads and writes
-                for key in ("data_folder_in", "processed_folder"):
-                    folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS[key]
-                    Path(folder).mkdir(parents=True, exist_ok=True)
+                for key in ("data_folder_in", "processed_folder", "control_folder"):
+                    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key])
+                    if not (folder.is_dir() and os.access(folder, os.W_OK)):
+                        return DOWN, f"broker folder {folder} is missing or not writable"
         return OK, ""
 
     return _timed("broker", backend, probe, breaker="broker")
