@@ -11,8 +11,11 @@ $PY manage.py bootstrap_demo
 $PY -m celery -A tradingsite worker -B --pool=solo --loglevel=INFO \
     --schedule var/celerybeat-schedule >var/worker.log 2>&1 &
 WORKER_PID=$!
-trap 'kill $WORKER_PID 2>/dev/null || true' EXIT INT TERM
 echo "Celery worker + beat running (pid $WORKER_PID), log: var/worker.log"
-echo "Serving on http://localhost:$PORT/ (dashboards), http://localhost:$PORT/api/v1/docs/ (API), http://localhost:$PORT/admin/"
+echo "Serving on http://localhost:$PORT/  (API docs: /api/v1/docs/, admin: /admin/)"
 # Our own middleware logs every request (with its request id), so daphne's access log is off.
-$PY -m daphne -b 127.0.0.1 -p "$PORT" --access-log /dev/null tradingsite.asgi:application
+$PY -m daphne -b 127.0.0.1 -p "$PORT" --access-log /dev/null tradingsite.asgi:application &
+SERVER_PID=$!
+# Whichever way this script ends (Ctrl-C, TERM, the server dying), both processes go with it.
+trap 'kill $SERVER_PID $WORKER_PID 2>/dev/null || true' EXIT INT TERM
+wait $SERVER_PID

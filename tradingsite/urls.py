@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from tradingsite.api.views import health_live
+from tradingsite.views import home
 
 urlpatterns = [
     path("health", health_live, name="health"),
@@ -10,5 +10,5 @@ urlpatterns = [
     path("api/v1/", include("tradingsite.api.urls")),
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),  # GET /metrics
-    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+    path("", home, name="home"),
 ]

@@ -107,3 +107,12 @@ def test_ml_status_counts_what_the_apps_hold(api_client: APIClient) -> None:
     assert body["drift_monitor"]["next_scan_due"] is not None
     assert body["experiments"] == {"experiments": 0, "runs": 0, "runs_active": 0}
     assert body["registry"]["production_versions"] == 0
+
+
+def test_the_home_page_needs_a_login_and_then_shows_the_counts(user: Any, password: str) -> None:
+    client = Client()
+    assert client.get("/").status_code == 302
+    client.login(username=user.username, password=password)
+    page = client.get("/").content.decode()
+    assert "models in Production" in page
+    assert "/static/tradingsite/site.css" in page

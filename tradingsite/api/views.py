@@ -16,14 +16,11 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.views import TokenObtainPairView
 
-from drift.selectors import drift_monitor_state
-from experiments.selectors import experiment_tracker_counts
-from features.selectors import feature_store_counts
-from registry.selectors import registry_counts
 from tradingsite.observability.health import DOWN, OK, service_matrix
 from tradingsite.observability.metrics import AUTH_FAILURES, AUTH_TOKENS_ISSUED, TOKENS_REVOKED
 from tradingsite.security.breakers import OPEN, breakers_snapshot
 from tradingsite.security.jwt import access_token_revoke, refresh_token_revoke, refresh_token_rotate
+from tradingsite.selectors import ml_status
 
 VERSION = "1.0.0"
 
@@ -95,14 +92,7 @@ class MlStatusView(APIView):
 
     @extend_schema(responses=MlStatusSerializer)
     def get(self, request: Request) -> Response:
-        return Response(
-            {
-                "features": feature_store_counts(),
-                "registry": registry_counts(),
-                "drift_monitor": drift_monitor_state(),
-                "experiments": experiment_tracker_counts(),
-            }
-        )
+        return Response(ml_status())
 
 
 class TokenPairSerializer(serializers.Serializer):

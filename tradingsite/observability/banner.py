@@ -11,16 +11,10 @@ logger = logging.getLogger("tradingsite.startup")
 
 
 def log_startup_banner() -> None:
-    from drift.selectors import drift_monitor_state
-    from experiments.selectors import experiment_tracker_counts
-    from features.selectors import feature_store_counts
-    from registry.selectors import registry_counts
+    from tradingsite.selectors import ml_status
 
     try:
-        features = feature_store_counts()
-        registry = registry_counts()
-        drift = drift_monitor_state()
-        experiments = experiment_tracker_counts()
+        status = ml_status()
     except DatabaseError as exc:
         logger.warning("startup banner skipped: database unavailable (%s)", type(exc).__name__)
         return
@@ -30,6 +24,8 @@ def log_startup_banner() -> None:
             conn.close()
             if hasattr(conn, "close_pool"):
                 conn.close_pool()
+    features, registry = status["features"], status["registry"]
+    drift, experiments = status["drift_monitor"], status["experiments"]
     logger.info(
         "tradingsite started: environment=%s features=%s views=%s default_view=%s "
         "models=%s production_versions=%s drift_monitor=every %ss watching %d model(s) "
