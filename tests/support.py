@@ -6,8 +6,12 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -59,6 +63,30 @@ def production_env(**overrides: str) -> dict[str, str]:
     }
     good.update(overrides)
     return clean_env(**good)
+
+
+def start_daphne(port: int, env: dict[str, str], **popen: object) -> subprocess.Popen:
+    """The ASGI server as `make run` starts it, on 127.0.0.1:`port`."""
+    args = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "tradingsite.asgi:application"]
+    return subprocess.Popen([PYTHON, *args], cwd=ROOT, env=env, **popen)  # type: ignore[call-overload]
+
+
+def run_concurrently(fn: Callable[[], None], count: int) -> None:
+    """Run `fn` in `count` threads released at the same instant; wait for all of them."""
+    barrier = threading.Barrier(count)
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            fn()
+        finally:
+            connection.close()  # each thread opened its own database connection
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def manage(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:

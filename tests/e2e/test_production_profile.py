@@ -15,7 +15,15 @@ import psycopg
 import pytest
 import requests
 
-from tests.support import PYTHON, ROOT, free_port, manage, production_env, wait_for_port
+from tests.support import (
+    PYTHON,
+    ROOT,
+    free_port,
+    manage,
+    production_env,
+    start_daphne,
+    wait_for_port,
+)
 
 HTTPS = {"X-Forwarded-Proto": "https"}
 PASSWORD = "production-Profile-pass-1"
@@ -150,22 +158,7 @@ def test_a_dead_database_gives_a_fast_503_while_liveness_stays_up(tmp_path: Path
         REDIS_URL="",
     )
     port = free_port()
-    server = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "tradingsite.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_daphne(port, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     token = jwt.encode(
         {"token_type": "access", "exp": int(time.time()) + 300, "jti": "a" * 32, "user_id": 1},
         secret,

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
+
+from tests.support import run_concurrently
 
 pytestmark = pytest.mark.django_db
 
@@ -165,21 +165,12 @@ def test_parallel_refreshes_of_one_token_let_exactly_one_through(
 ) -> None:
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "auth": "1000/60"}  # not what is tested here
     statuses: list[int] = []
-    barrier = threading.Barrier(20)
 
     def refresh() -> None:
-        barrier.wait()
-        try:
-            response = APIClient().post(
-                "/api/v1/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json"
-            )
-            statuses.append(response.status_code)
-        finally:
-            connection.close()
+        response = APIClient().post(
+            "/api/v1/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json"
+        )
+        statuses.append(response.status_code)
 
-    threads = [threading.Thread(target=refresh) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_concurrently(refresh, 20)
     assert sorted(statuses) == [200] + [401] * 19

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.test.utils import override_settings
 
+from tests.support import run_concurrently
 from tradingsite.security.ratelimit import Rate, rate_limit_hit
 
 pytestmark = pytest.mark.django_db
@@ -100,19 +99,6 @@ def test_an_unreachable_cache_falls_back_to_an_in_process_limit(settings: Any) -
 def test_concurrent_logins_cannot_exceed_the_limit_on_redis(settings: Any) -> None:
     settings.RATE_LIMITS = {"auth": "5/60", "api": "1000/60"}
     statuses: list[int] = []
-    barrier = threading.Barrier(30)
-
-    def attempt() -> None:
-        barrier.wait()
-        try:
-            statuses.append(_login(Client(), REMOTE_ADDR="192.0.2.50"))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=attempt) for _ in range(30)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_concurrently(lambda: statuses.append(_login(Client(), REMOTE_ADDR="192.0.2.50")), 30)
     assert statuses.count(429) == 25
     assert statuses.count(401) == 5

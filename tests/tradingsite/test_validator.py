@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.support import PYTHON, ROOT, clean_env, free_port, manage, port_open, production_env
+from tests.support import (
+    ROOT,
+    clean_env,
+    free_port,
+    manage,
+    port_open,
+    production_env,
+    start_daphne,
+)
 from tradingsite.security.validator import production_settings_errors
 
 GOOD_SECRET_KEY = "s" + "Kq93-xZp" * 8
@@ -89,23 +97,7 @@ def test_messages_never_echo_a_secret(field: str) -> None:
 def _server_refuses(env: dict[str, str]) -> tuple[int, str]:
     """Start daphne; return its exit code and stderr, asserting the port was never bound."""
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "tradingsite.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_daphne(port, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 15
     try:
         while proc.poll() is None and time.monotonic() < deadline:
