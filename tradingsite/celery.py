@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import beat_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingsite.settings")
 
@@ -29,3 +30,11 @@ def _install_beat_schedule(sender: Celery, **_: object) -> None:
             "schedule": float(settings.DRIFT_INTERVAL_SECONDS),
         },
     }
+
+
+@beat_init.connect
+def _run_at_scheduler_start(sender: object, **_: object) -> None:
+    """Interval jobs first fire one interval after beat starts; the heartbeat and the drift scan
+    (seed §3 step 5: the monitor starts with the models in PRODUCTION) should not wait that long."""
+    app.send_task("tradingsite.tasks.scheduler_heartbeat_task")
+    app.send_task("drift.tasks.drift_scan_all_task", kwargs={"trigger": "startup"})

@@ -23,7 +23,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obj
     env = clean_env(
         TRADINGSITE_VAR_DIR=str(var),
         DATABASE_URL=f"sqlite:///{var / 'db.sqlite3'}",
-        SCHEDULER_HEARTBEAT_SECONDS="1",
+        SCHEDULER_HEARTBEAT_SECONDS="60",  # the first one is sent when beat starts
         DRIFT_INTERVAL_SECONDS="2",
         OPS_PASSWORD=PASSWORD,
     )
