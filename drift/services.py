@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import logging
 
+from django.db import transaction
 from django.utils import timezone
 
 from drift.models import DriftScan
 from registry.selectors import production_versions
+from tradingsite.events import event_publish
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,19 @@ def drift_scan_all(*, trigger: str = "schedule") -> DriftScan:
         scan.detail = "no models in PRODUCTION"
     scan.status = DriftScan.Status.COMPLETE
     scan.finished_at = timezone.now()
-    scan.save()
+    with transaction.atomic():
+        scan.save()
+        event_publish(
+            type="drift.scan.completed",
+            subject=f"scan:{scan.pk}",
+            payload={
+                "scan_id": scan.pk,
+                "trigger": scan.trigger,
+                "models_watched": scan.models_watched,
+                "reports_created": scan.reports_created,
+                "detail": scan.detail,
+            },
+        )
     logger.info(
         "Drift scan complete: %d model(s) watched, %d report(s) (%s)",
         scan.models_watched,

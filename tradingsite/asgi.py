@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP and websockets on one port (daphne, or gunicorn + uvicorn workers)."""
 
+import logging
 import os
 
 from django.core.asgi import get_asgi_application
@@ -10,16 +11,21 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingsite.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from tradingsite.observability.banner import log_startup_banner  # noqa: E402
 from tradingsite.routing import websocket_urlpatterns  # noqa: E402
+from tradingsite.security.websocket import stream_edge  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
-    }
-)
+logger = logging.getLogger("tradingsite.startup")
+protocols = {"http": django_asgi_app}
+try:
+    protocols["websocket"] = stream_edge(URLRouter(websocket_urlpatterns))
+except Exception:
+    # Seed §3 step 4: in production a streaming failure is logged and the API still serves.
+    if not settings.IS_PRODUCTION:
+        raise
+    logger.exception("websocket streaming could not start; serving HTTP only")
+application = ProtocolTypeRouter(protocols)
 
 log_startup_banner()

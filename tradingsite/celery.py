@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import beat_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingsite.settings")
@@ -23,6 +24,11 @@ def _install_beat_schedule(sender: Celery, **_: object) -> None:
         "scheduler-heartbeat": {
             "task": "tradingsite.tasks.scheduler_heartbeat_task",
             "schedule": float(settings.SCHEDULER_HEARTBEAT_SECONDS),
+        },
+        # daily at 03:17 UTC: prune outbox events older than EVENT_RETENTION_DAYS (30)
+        "events-prune": {
+            "task": "tradingsite.tasks.events_prune_task",
+            "schedule": crontab(hour=3, minute=17),
         },
         # every DRIFT_INTERVAL_SECONDS (3600 s): drift scan of the models in PRODUCTION
         "drift-scan": {

@@ -30,3 +30,45 @@ class SchedulerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.last_beat_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Topic(models.TextChoices):
+    DRIFT = "drift", "Drift"
+    MODELS = "models", "Models"
+    FEATURES = "features", "Features"
+    PREDICTIONS = "predictions", "Predictions"
+    SYSTEM = "system", "System"
+
+
+class Event(models.Model):
+    """A domain event in the outbox, written in the transaction of the change it describes.
+
+    Ids grow in commit order (publishers serialize on a lock), and `previous_in_topic` names the
+    event before it in its topic, so a subscriber can tell a gap from a quiet topic.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    topic = models.CharField(max_length=16, choices=Topic.choices)
+    type = models.CharField(max_length=100)
+    subject = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField(default=dict)
+    previous_in_topic = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["topic", "id"], name="event_topic_id")]
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.type} {self.subject}"
+
+    def to_message(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "topic": self.topic,
+            "type": self.type,
+            "subject": self.subject,
+            "payload": self.payload,
+            "previous_in_topic": self.previous_in_topic,
+            "created_at": self.created_at.isoformat(),
+        }

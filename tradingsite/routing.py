@@ -1,5 +1,9 @@
-"""Websocket routes; the consumers live with their apps and only relay events (STYLE §8)."""
+"""Websocket routes; consumers only relay events (STYLE §8)."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-websocket_urlpatterns: list[URLPattern] = []
+from tradingsite.consumers import EventStreamConsumer
+
+websocket_urlpatterns = [
+    path("ws/stream", EventStreamConsumer.as_asgi()),
+]

@@ -14,3 +14,11 @@ def scheduler_heartbeat_task() -> None:
     SchedulerHeartbeat.objects.update_or_create(
         name="beat", defaults={"last_beat_at": timezone.now(), "hostname": socket.gethostname()}
     )
+
+
+@shared_task(ignore_result=True)
+def events_prune_task() -> int:
+    """Daily: drop outbox rows older than EVENT_RETENTION_DAYS (the newest per topic stays)."""
+    from tradingsite.events import events_prune
+
+    return events_prune()

@@ -8,6 +8,7 @@ urlpatterns = [
     path("auth/token/refresh/", views.TokenRefreshView.as_view(), name="auth-token-refresh"),
     path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="auth-token-revoke"),
     path("health", views.HealthMatrixView.as_view(), name="api-health"),
+    path("events", views.EventListView.as_view(), name="events"),
     path("ml/status", views.MlStatusView.as_view(), name="ml-status"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -16,6 +16,8 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.views import TokenObtainPairView
 
+from tradingsite.events import events_after
+from tradingsite.models import Topic
 from tradingsite.observability.health import DOWN, OK, service_matrix
 from tradingsite.observability.metrics import AUTH_FAILURES, AUTH_TOKENS_ISSUED, TOKENS_REVOKED
 from tradingsite.security.breakers import OPEN, breakers_snapshot
@@ -178,3 +180,60 @@ class TokenRevokeView(APIView):
         for token_type in revoked:
             TOKENS_REVOKED.labels(token_type=token_type).inc()
         return Response({"revoked": revoked})
+
+
+class EventsQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(min_value=0, default=0, max_value=2**62)
+    topic = serializers.CharField(required=False, help_text="comma-separated topics")
+    subject = serializers.CharField(required=False, default="", allow_blank=True)
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
+
+    def validate_topic(self, value: str) -> list[str]:
+        topics = [t for t in value.split(",") if t]
+        unknown = sorted(set(topics) - set(Topic.values))
+        if unknown:
+            raise serializers.ValidationError(
+                f"unknown topics {unknown}; choose from {list(Topic.values)}"
+            )
+        return topics
+
+
+class EventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    topic = serializers.CharField()
+    type = serializers.CharField()
+    subject = serializers.CharField()
+    payload = serializers.DictField()
+    previous_in_topic = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class EventPageSerializer(serializers.Serializer):
+    events = EventSerializer(many=True)
+    next_after = serializers.IntegerField()
+    has_more = serializers.BooleanField()
+
+
+class EventListView(APIView):
+    """The event stream as pages: poll with `after` = the last id you have seen."""
+
+    @extend_schema(parameters=[EventsQuerySerializer], responses=EventPageSerializer)
+    def get(self, request: Request) -> Response:
+        query = EventsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        limit = params["limit"]
+        rows = events_after(
+            after=params["after"],
+            topics=params.get("topic") or list(Topic.values),
+            subject=params["subject"],
+            limit=limit + 1,
+        )
+        page = rows[:limit]
+        return Response(
+            {
+                "events": [row.to_message() for row in page],
+                "next_after": page[-1].id if page else params["after"],
+                "has_more": len(rows) > limit,
+            }
+        )

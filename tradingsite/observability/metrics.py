@@ -38,3 +38,14 @@ SERVICE_LATENCY = Gauge(
     ["service"],
     multiprocess_mode="max",
 )
+EVENTS_PUBLISHED = Counter(
+    "tradingsite_events_published_total", "Events written to the outbox, by topic", ["topic"]
+)
+EVENTS_DELIVERED = Counter(
+    "tradingsite_events_delivered_total", "Events sent to websocket clients, by topic", ["topic"]
+)
+WEBSOCKET_CLIENTS = Gauge(
+    "tradingsite_websocket_clients",
+    "Websocket clients connected to /ws/stream",
+    multiprocess_mode="livesum",
+)

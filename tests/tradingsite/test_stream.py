@@ -1,0 +1,167 @@
+"""`ws /ws/stream` through Channels' WebsocketCommunicator (in-memory layer, or the real Redis in
+make test's REDIS_URL pass), and the outbox it reads."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.db import transaction
+from rest_framework_simplejwt.tokens import AccessToken
+
+from tradingsite import consumers
+from tradingsite.events import EventError, event_publish
+from tradingsite.models import Event, RevokedToken
+from tradingsite.routing import websocket_urlpatterns
+from tradingsite.security.websocket import stream_edge
+
+pytestmark = pytest.mark.django_db(transaction=True)
+publish = sync_to_async(event_publish)
+
+
+def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
+    async_to_sync(coro_fn)()
+
+
+def _communicator(query: str, origin: bytes | None = None) -> WebsocketCommunicator:
+    headers = [(b"origin", origin)] if origin else []
+    # The websocket half of tradingsite.asgi.application (importing that module logs the banner).
+    application = stream_edge(URLRouter(websocket_urlpatterns))
+    return WebsocketCommunicator(application, f"/ws/stream?{query}", headers=headers)
+
+
+@pytest.fixture
+def token(user: Any) -> str:
+    return str(AccessToken.for_user(user))
+
+
+def _refused(query: str, origin: bytes | None = None) -> None:
+    async def attempt() -> None:
+        communicator = _communicator(query, origin)
+        connected, _ = await communicator.connect()
+        assert not connected
+        await communicator.disconnect()
+
+    run(attempt)
+
+
+def test_a_connection_without_token_is_refused() -> None:
+    _refused("topics=drift")
+
+
+def test_an_expired_token_is_refused(user: Any) -> None:
+    expired = AccessToken.for_user(user)
+    expired.set_exp(lifetime=-timedelta(seconds=1))
+    _refused(f"token={expired}")
+
+
+def test_a_revoked_token_is_refused(user: Any) -> None:
+    access = AccessToken.for_user(user)
+    RevokedToken.objects.create(jti=access["jti"], expires_at=access.current_time + timedelta(1))
+    _refused(f"token={access}")
+
+
+def test_a_foreign_origin_is_refused(token: str) -> None:
+    _refused(f"token={token}", origin=b"https://evil.example")
+
+
+def test_unknown_topics_are_refused(token: str) -> None:
+    _refused(f"token={token}&topics=drift,weather")
+
+
+def test_the_own_origin_is_accepted(token: str) -> None:
+    async def attempt() -> None:
+        communicator = _communicator(f"token={token}", origin=b"http://localhost:8000")
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.disconnect()
+
+    run(attempt)
+
+
+def test_clients_get_only_their_topics_and_subject(token: str) -> None:
+    async def scenario() -> None:
+        communicator = _communicator(f"token={token}&topics=drift,models&subject=model:a")
+        assert (await communicator.connect())[0]
+        await publish(type="features.view.materialized", subject="model:a")
+        await publish(type="models.version.promoted", subject="model:b")
+        await publish(type="drift.report.created", subject="model:a", payload={"severity": "HIGH"})
+        received = await communicator.receive_json_from(timeout=3)
+        assert (received["type"], received["payload"]) == (
+            "drift.report.created",
+            {"severity": "HIGH"},
+        )
+        assert await communicator.receive_nothing(timeout=0.3)
+        await communicator.disconnect()
+
+    run(scenario)
+
+
+def test_replay_then_live_has_no_gap_and_no_duplicate_across_1000_events(token: str) -> None:
+    async def scenario() -> None:
+        ids = [(await publish(type="models.tick", subject=str(i))).id for i in range(600)]
+        first = _communicator(f"token={token}&topics=models&last_event_id={ids[99]}")
+        assert (await first.connect())[0]
+        got = [(await first.receive_json_from(timeout=5))["id"] for _ in range(300)]
+        await first.disconnect()  # drops the connection after 400 of 600
+        for i in range(400):
+            ids.append((await publish(type="models.tick", subject=str(600 + i))).id)
+        again = _communicator(f"token={token}&topics=models&last_event_id={got[-1]}")
+        assert (await again.connect())[0]
+        for i in range(100):  # live while the replay is running or just done
+            ids.append((await publish(type="models.tick", subject=f"live{i}")).id)
+        while len(got) < len(ids) - 100:
+            got.append((await again.receive_json_from(timeout=5))["id"])
+        assert await again.receive_nothing(timeout=0.5)
+        await again.disconnect()
+        assert got == ids[100:]
+
+    run(scenario)
+
+
+def test_an_event_whose_broadcast_was_lost_is_read_from_the_outbox(
+    token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consumers, "ensure_relay_running", lambda: None)  # no embedded relay
+
+    async def scenario() -> None:
+        communicator = _communicator(f"token={token}&topics=drift")
+        assert (await communicator.connect())[0]
+        with monkeypatch.context() as lost:
+            lost.setattr("tradingsite.events.event_broadcast", lambda event: None)
+            missed = await publish(type="drift.alert.raised", subject="m")
+        live = await publish(type="drift.alert.cleared", subject="m")
+        assert [(await communicator.receive_json_from(timeout=3))["id"] for _ in range(2)] == [
+            missed.id,
+            live.id,
+        ]
+        await communicator.disconnect()
+
+    run(scenario)
+
+
+def test_a_rolled_back_transaction_publishes_nothing(token: str) -> None:
+    def publish_then_fail() -> None:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            event_publish(type="models.version.promoted", subject="model:x")
+            raise RuntimeError("promotion failed")
+
+    async def scenario() -> None:
+        communicator = _communicator(f"token={token}")
+        assert (await communicator.connect())[0]
+        await sync_to_async(publish_then_fail)()
+        assert await communicator.receive_nothing(timeout=0.6)
+        await communicator.disconnect()
+
+    run(scenario)
+    assert not Event.objects.exists()
+
+
+def test_event_types_must_name_a_known_topic() -> None:
+    with pytest.raises(EventError, match="topic"):
+        event_publish(type="weather.sunny")

@@ -1,0 +1,116 @@
+"""`ws /ws/stream`: authenticated, topic-filtered, resumable event stream (a thin relay)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db.models import Max
+
+from tradingsite.events import ensure_relay_running, events_after, topic_group
+from tradingsite.models import Event, Topic
+from tradingsite.observability.metrics import EVENTS_DELIVERED, WEBSOCKET_CLIENTS
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_BAD_REQUEST = 4400
+REPLAY_BATCH = 500
+
+
+class StreamRequestError(ValueError):
+    pass
+
+
+def parse_stream_query(query_string: bytes) -> tuple[list[str], str, int | None]:
+    """`topics=drift,models&subject=model:x&last_event_id=42` -> (topics, subject, last id)."""
+    query = {k: v[-1] for k, v in parse_qs(query_string.decode("latin1")).items()}
+    topics = [t for t in query.get("topics", "").split(",") if t] or list(Topic.values)
+    unknown = sorted(set(topics) - set(Topic.values))
+    if unknown:
+        raise StreamRequestError(f"unknown topics {unknown}; choose from {list(Topic.values)}")
+    last = query.get("last_event_id")
+    if last is not None and not (last.isdigit() and len(last) < 19):
+        raise StreamRequestError("last_event_id must be a non-negative integer")
+    return topics, query.get("subject", ""), None if last is None else int(last)
+
+
+def topic_heads(topics: list[str]) -> dict[str, int]:
+    rows = Event.objects.filter(topic__in=topics).values("topic").annotate(last=Max("id"))
+    heads = {t: 0 for t in topics}
+    heads.update({row["topic"]: row["last"] for row in rows})
+    return heads
+
+
+class EventStreamConsumer(AsyncJsonWebsocketConsumer):
+    """Replays missed events from the outbox, then relays live ones: no gap, no duplicate."""
+
+    topics: list[str]
+    subject: str
+    seen: dict[str, int]  # per topic: the newest event id this client is up to date with
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)  # before accept: handshake refused
+            return
+        try:
+            self.topics, self.subject, last_event_id = parse_stream_query(
+                self.scope["query_string"]
+            )
+        except StreamRequestError:
+            await self.close(code=CLOSE_BAD_REQUEST)
+            return
+        ensure_relay_running()
+        for topic in self.topics:  # join first: whatever commits from now on is queued for us
+            await self.channel_layer.group_add(topic_group(topic), self.channel_name)
+        await self.accept()
+        WEBSOCKET_CLIENTS.inc()
+        self.seen = await database_sync_to_async(topic_heads)(self.topics)
+        if last_event_id is not None:
+            await self._replay(after=last_event_id, heads=dict(self.seen))
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "seen"):
+            WEBSOCKET_CLIENTS.dec()
+        for topic in getattr(self, "topics", []):
+            await self.channel_layer.group_discard(topic_group(topic), self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def event_message(self, message: dict[str, Any]) -> None:
+        event = message["event"]
+        topic = event["topic"]
+        if event["id"] <= self.seen.get(topic, event["id"]):
+            return  # already sent (replay, or both the relay and the broadcast delivered it)
+        if (event["previous_in_topic"] or 0) > self.seen[topic]:
+            # An earlier event of this topic never reached us live: read it from the outbox.
+            missed = await database_sync_to_async(events_after)(
+                after=self.seen[topic], topics=[topic], subject=self.subject, until=event["id"] - 1
+            )
+            for row in missed:
+                await self._send_event(row.to_message())
+        await self._send_event(event)
+        self.seen[topic] = event["id"]
+
+    async def _replay(self, *, after: int, heads: dict[str, int]) -> None:
+        cursor = after
+        while True:
+            batch = await database_sync_to_async(events_after)(
+                after=cursor, topics=self.topics, subject=self.subject, until=max(heads.values()),
+                limit=REPLAY_BATCH,
+            )  # fmt: skip
+            for row in batch:
+                if row.id <= heads[row.topic]:
+                    await self._send_event(row.to_message())
+            if len(batch) < REPLAY_BATCH:
+                return
+            cursor = batch[-1].id
+
+    async def _send_event(self, event: dict[str, Any]) -> None:
+        if self.subject and event["subject"] != self.subject:
+            return
+        await self.send_json(event)
+        EVENTS_DELIVERED.labels(topic=event["topic"]).inc()

@@ -1,0 +1,147 @@
+"""The event outbox: publish in the caller's transaction, broadcast after commit.
+
+The outbox table is the record; the channel layer is the fast path. With Redis every process's
+broadcast reaches every server; in the embedded profile a relay in the server process tails the
+table, so events written by the Celery worker process still reach websocket clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from tradingsite.models import Event, Topic
+from tradingsite.observability.metrics import EVENTS_PUBLISHED
+
+logger = logging.getLogger(__name__)
+# Any constant: the advisory lock that makes outbox ids grow in commit order on PostgreSQL.
+OUTBOX_LOCK_KEY = 7_320_114
+RELAY_POLL_SECONDS = 0.25
+RELAY_BATCH = 500
+
+
+class EventError(ValueError):
+    """The event cannot be published as given; the message says why."""
+
+
+def topic_group(topic: str) -> str:
+    return f"events.{topic}"
+
+
+def topic_of(event_type: str) -> str:
+    topic = event_type.split(".", 1)[0]
+    if topic not in Topic.values or "." not in event_type:
+        raise EventError(
+            f"event type {event_type!r} must be '<topic>.<name>' with a topic in {Topic.values}"
+        )
+    return topic
+
+
+def event_publish(*, type: str, subject: str = "", payload: dict[str, Any] | None = None) -> Event:  # noqa: A002
+    """Write an event in the current transaction; it is broadcast only if that commits."""
+    topic = topic_of(type)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Held to the end of the outermost transaction: publishers commit in id order, so
+            # a reader that has seen id N has seen every event below N (no gap after commit).
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [OUTBOX_LOCK_KEY])
+        previous = Event.objects.filter(topic=topic).aggregate(last=Max("id"))["last"]
+        event = Event.objects.create(
+            topic=topic,
+            type=type,
+            subject=subject,
+            payload=payload or {},
+            previous_in_topic=previous,
+        )
+    EVENTS_PUBLISHED.labels(topic=topic).inc()
+    transaction.on_commit(lambda: event_broadcast(event))
+    return event
+
+
+def event_broadcast(event: Event) -> None:
+    """Push a committed event to the channel layer; a failure only delays it (the relay or a
+    reconnecting client's replay reads it from the outbox)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(
+            topic_group(event.topic), {"type": "event.message", "event": event.to_message()}
+        )
+    except Exception as exc:  # Redis down: the outbox still has it
+        logger.warning("event %s not broadcast: %s", event.pk, exc)
+
+
+def events_after(
+    *, after: int, topics: list[str], subject: str = "", until: int | None = None, limit: int = 500
+) -> list[Event]:
+    queryset = Event.objects.filter(id__gt=after, topic__in=topics)
+    if until is not None:
+        queryset = queryset.filter(id__lte=until)
+    if subject:
+        queryset = queryset.filter(subject=subject)
+    return list(queryset.order_by("id")[:limit])
+
+
+def latest_event_id(*, topic: str | None = None) -> int:
+    queryset = Event.objects.all() if topic is None else Event.objects.filter(topic=topic)
+    return queryset.aggregate(last=Max("id"))["last"] or 0
+
+
+@transaction.atomic
+def events_prune(*, older_than_days: int | None = None) -> int:
+    """Delete events older than the retention; the newest event of each topic always stays."""
+    days = settings.EVENT_RETENTION_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    keep = [latest_event_id(topic=t) for t in Topic.values]
+    deleted, _ = Event.objects.filter(created_at__lt=cutoff).exclude(id__in=keep).delete()
+    return deleted
+
+
+# --- the embedded relay -----------------------------------------------------------------------
+
+_relay: dict[str, Any] = {"loop": None, "task": None}
+
+
+def relay_needed() -> bool:
+    """Only an in-process channel layer needs the relay; channels-redis crosses processes."""
+    return not settings.REDIS_URL
+
+
+def ensure_relay_running() -> None:
+    """Start the outbox relay in this process's event loop once (called by the first consumer)."""
+    loop = asyncio.get_running_loop()
+    if relay_needed() and (_relay["loop"] is not loop or _relay["task"].done()):
+        _relay.update(loop=loop, task=loop.create_task(_relay_forever()))
+
+
+async def _relay_forever() -> None:
+    layer = get_channel_layer()
+    cursor = await database_sync_to_async(latest_event_id)()
+    while True:
+        try:
+            batch = await database_sync_to_async(_relay_batch)(cursor)
+            for message in batch:
+                await layer.group_send(
+                    topic_group(message["topic"]), {"type": "event.message", "event": message}
+                )
+                cursor = message["id"]
+        except Exception:  # never let the relay die: log and retry on the next tick
+            logger.exception("outbox relay failed; retrying")
+        await asyncio.sleep(RELAY_POLL_SECONDS)
+
+
+def _relay_batch(cursor: int) -> list[dict[str, object]]:
+    rows = Event.objects.filter(id__gt=cursor).order_by("id")[:RELAY_BATCH]
+    return [event.to_message() for event in rows]
