@@ -7,10 +7,9 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.db.models import Max
 
-from tradingsite.events import ensure_relay_running, events_after, topic_group
-from tradingsite.models import Event, Topic
+from tradingsite.events import ensure_relay_running, events_after, topic_group, topic_heads
+from tradingsite.models import Topic
 from tradingsite.observability.metrics import EVENTS_DELIVERED, WEBSOCKET_CLIENTS
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -35,13 +34,6 @@ def parse_stream_query(query_string: bytes) -> tuple[list[str], str, int | None]
     return topics, query.get("subject", ""), None if last is None else int(last)
 
 
-def topic_heads(topics: list[str]) -> dict[str, int]:
-    rows = Event.objects.filter(topic__in=topics).values("topic").annotate(last=Max("id"))
-    heads = {t: 0 for t in topics}
-    heads.update({row["topic"]: row["last"] for row in rows})
-    return heads
-
-
 class EventStreamConsumer(AsyncJsonWebsocketConsumer):
     """Replays missed events from the outbox, then relays live ones: no gap, no duplicate."""
 
@@ -64,14 +56,17 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         ensure_relay_running()
         for topic in self.topics:  # join first: whatever commits from now on is queued for us
             await self.channel_layer.group_add(topic_group(topic), self.channel_name)
+        # Then note where each topic stands. Both happen before the handshake completes, so
+        # every event committed after it reaches this client live (or by gap fill).
+        self.seen = await database_sync_to_async(topic_heads)(self.topics)
         await self.accept()
         WEBSOCKET_CLIENTS.inc()
-        self.seen = await database_sync_to_async(topic_heads)(self.topics)
+        self.counted = True
         if last_event_id is not None:
             await self._replay(after=last_event_id, heads=dict(self.seen))
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "seen"):
+        if getattr(self, "counted", False):
             WEBSOCKET_CLIENTS.dec()
         for topic in getattr(self, "topics", []):
             await self.channel_layer.group_discard(topic_group(topic), self.channel_name)
@@ -87,13 +82,23 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             return  # already sent (replay, or both the relay and the broadcast delivered it)
         if (event["previous_in_topic"] or 0) > self.seen[topic]:
             # An earlier event of this topic never reached us live: read it from the outbox.
-            missed = await database_sync_to_async(events_after)(
-                after=self.seen[topic], topics=[topic], subject=self.subject, until=event["id"] - 1
-            )
-            for row in missed:
-                await self._send_event(row.to_message())
+            await self._catch_up(topic, until=event["id"] - 1)
         await self._send_event(event)
         self.seen[topic] = event["id"]
+
+    async def event_heads(self, message: dict[str, Any]) -> None:
+        """The relay's periodic word on where each topic stands: fetch whatever we lack."""
+        for topic in self.topics:
+            if message["heads"].get(topic, 0) > self.seen[topic]:
+                await self._catch_up(topic, until=message["heads"][topic])
+
+    async def _catch_up(self, topic: str, *, until: int) -> None:
+        missed = await database_sync_to_async(events_after)(
+            after=self.seen[topic], topics=[topic], subject=self.subject, until=until
+        )
+        for row in missed:
+            await self._send_event(row.to_message())
+        self.seen[topic] = max(self.seen[topic], until)
 
     async def _replay(self, *, after: int, heads: dict[str, int]) -> None:
         cursor = after

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 OUTBOX_LOCK_KEY = 7_320_114
 RELAY_POLL_SECONDS = 0.25
 RELAY_BATCH = 500
+HEADS_INTERVAL_SECONDS = 2.0
 
 
 class EventError(ValueError):
@@ -109,39 +111,65 @@ def events_prune(*, older_than_days: int | None = None) -> int:
     return deleted
 
 
-# --- the embedded relay -----------------------------------------------------------------------
+# --- the relay: outbox -> channel layer, in every server process --------------------------------
+# Embedded (in-process layer): it forwards every committed event, since a Celery worker's
+# broadcast cannot reach this process. Both profiles: every HEADS_INTERVAL_SECONDS it tells the
+# clients where each topic stands, so a client whose last live events were dropped (a full
+# channel, a Redis failover) reads them from the outbox instead of waiting for the next event.
 
 _relay: dict[str, Any] = {"loop": None, "task": None}
 
 
-def relay_needed() -> bool:
-    """Only an in-process channel layer needs the relay; channels-redis crosses processes."""
+def forwarding_needed() -> bool:
+    """Only an in-process channel layer needs events forwarded; channels-redis crosses processes."""
     return not settings.REDIS_URL
 
 
 def ensure_relay_running() -> None:
-    """Start the outbox relay in this process's event loop once (called by the first consumer)."""
+    """Start the relay in this process's event loop once (called by the first consumer)."""
     loop = asyncio.get_running_loop()
-    if relay_needed() and (_relay["loop"] is not loop or _relay["task"].done()):
+    if _relay["loop"] is not loop or _relay["task"].done():
         _relay.update(loop=loop, task=loop.create_task(_relay_forever()))
 
 
 async def _relay_forever() -> None:
     layer = get_channel_layer()
     cursor = await database_sync_to_async(latest_event_id)()
+    next_heads = 0.0
     while True:
         try:
-            batch = await database_sync_to_async(_relay_batch)(cursor)
-            for message in batch:
-                await layer.group_send(
-                    topic_group(message["topic"]), {"type": "event.message", "event": message}
-                )
-                cursor = message["id"]
+            if forwarding_needed():
+                cursor = await _forward_new_events(layer, cursor)
+            if time.monotonic() >= next_heads:
+                next_heads = time.monotonic() + HEADS_INTERVAL_SECONDS
+                heads = await database_sync_to_async(topic_heads)(list(Topic.values))
+                for topic, head in heads.items():
+                    await layer.group_send(
+                        topic_group(topic), {"type": "event.heads", "heads": {topic: head}}
+                    )
         except Exception:  # never let the relay die: log and retry on the next tick
             logger.exception("outbox relay failed; retrying")
         await asyncio.sleep(RELAY_POLL_SECONDS)
 
 
+async def _forward_new_events(layer: Any, cursor: int) -> int:
+    batch = await database_sync_to_async(_relay_batch)(cursor)
+    for message in batch:
+        await layer.group_send(
+            topic_group(message["topic"]), {"type": "event.message", "event": message}
+        )
+        cursor = message["id"]
+    return cursor
+
+
 def _relay_batch(cursor: int) -> list[dict[str, object]]:
     rows = Event.objects.filter(id__gt=cursor).order_by("id")[:RELAY_BATCH]
     return [event.to_message() for event in rows]
+
+
+def topic_heads(topics: list[str]) -> dict[str, int]:
+    """The newest event id of each topic (0 for a topic with no event yet)."""
+    rows = Event.objects.filter(topic__in=topics).values("topic").annotate(last=Max("id"))
+    heads = dict.fromkeys(topics, 0)
+    heads.update({row["topic"]: row["last"] for row in rows})
+    return heads

@@ -139,6 +139,9 @@ STORAGES = {
 LOGIN_URL = "/admin/login/"
 
 # --- cache, channel layer, broker: Redis in production, in-process otherwise -------------------
+# Messages a websocket client may have queued before group sends to it are dropped (Channels'
+# default is 100); a dropped event is still found by the client's gap fill from the outbox.
+CHANNEL_CAPACITY = env.int("CHANNEL_CAPACITY", default=1000)
 REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default=0.25)
 if REDIS_URL:
     CACHES = {
@@ -159,14 +162,19 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "ts:asgi"},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "ts:asgi", "capacity": CHANNEL_CAPACITY},
         }
     }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": CHANNEL_CAPACITY},
+        }
+    }
     # kombu's filesystem transport: beat-scheduled tasks with no broker server at all.
     _broker_dir = VAR_DIR / "broker"
     CELERY_BROKER_URL = "filesystem://"

@@ -54,3 +54,15 @@ def test_pruning_drops_old_events_but_keeps_the_newest_of_each_topic() -> None:
     fresh = event_publish(type="drift.report.created")
     assert events_prune(older_than_days=30) == 3  # old[0], old[1] and the old drift event
     assert set(Event.objects.values_list("id", flat=True)) == {old[2].id, fresh.id}
+
+
+def test_publishing_is_counted_in_metrics(api_client: APIClient) -> None:
+    event_publish(type="features.view.materialized", subject="view:core_technical")
+    text = api_client.get("/metrics").content.decode()
+    line = next(
+        row
+        for row in text.splitlines()
+        if row.startswith("tradingsite_events_published_total") and 'topic="features"' in row
+    )
+    assert float(line.split()[-1]) >= 1
+    assert "tradingsite_websocket_clients" in text

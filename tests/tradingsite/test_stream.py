@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
 from rest_framework_simplejwt.tokens import AccessToken
 
 from tradingsite import consumers
-from tradingsite.events import EventError, event_publish
+from tradingsite.events import EventError, event_publish, topic_group, topic_heads
 from tradingsite.models import Event, RevokedToken
 from tradingsite.routing import websocket_urlpatterns
 from tradingsite.security.websocket import stream_edge
@@ -140,6 +141,28 @@ def test_an_event_whose_broadcast_was_lost_is_read_from_the_outbox(
             missed.id,
             live.id,
         ]
+        await communicator.disconnect()
+
+    run(scenario)
+
+
+def test_a_dropped_last_event_is_fetched_when_the_relay_reports_the_topic_head(
+    token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consumers, "ensure_relay_running", lambda: None)
+
+    async def scenario() -> None:
+        communicator = _communicator(f"token={token}&topics=drift")
+        assert (await communicator.connect())[0]
+        with monkeypatch.context() as lost:
+            lost.setattr("tradingsite.events.event_broadcast", lambda event: None)
+            dropped = await publish(type="drift.alert.raised", subject="m")
+        assert await communicator.receive_nothing(timeout=0.3)  # no later event will reveal it
+        heads = await sync_to_async(topic_heads)(["drift"])
+        await get_channel_layer().group_send(
+            topic_group("drift"), {"type": "event.heads", "heads": heads}
+        )
+        assert (await communicator.receive_json_from(timeout=3))["id"] == dropped.id
         await communicator.disconnect()
 
     run(scenario)
