@@ -38,6 +38,15 @@ def _fresh_shared_state() -> Iterator[None]:
     reset_breakers()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _celery_runs_tasks_inline() -> None:
+    """Tasks enqueued by services run in the test process (the e2e tests run real workers)."""
+    from tradingsite.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

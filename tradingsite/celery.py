@@ -6,7 +6,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
-from celery.signals import beat_init
+from celery.signals import beat_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingsite.settings")
 
@@ -44,3 +44,9 @@ def _run_at_scheduler_start(sender: object, **_: object) -> None:
     (seed §3 step 5: the monitor starts with the models in PRODUCTION) should not wait that long."""
     app.send_task("tradingsite.tasks.scheduler_heartbeat_task")
     app.send_task("drift.tasks.drift_scan_all_task", kwargs={"trigger": "startup"})
+
+
+@worker_ready.connect
+def _ensure_default_feature_view(sender: object, **_: object) -> None:
+    """Seed §3 step 5: the default feature view is registered and materialized if absent."""
+    app.send_task("features.tasks.feature_view_ensure_default_task")

@@ -136,7 +136,8 @@ async def _relay_forever() -> None:
     layer = get_channel_layer()
     cursor = await database_sync_to_async(latest_event_id)()
     next_heads = 0.0
-    while True:
+    me = asyncio.current_task()
+    while me is None or not me.cancelling():  # a cancel swallowed by a thread hop still ends us
         try:
             if forwarding_needed():
                 cursor = await _forward_new_events(layer, cursor)
@@ -147,7 +148,11 @@ async def _relay_forever() -> None:
                     await layer.group_send(
                         topic_group(topic), {"type": "event.heads", "heads": {topic: head}}
                     )
+        except asyncio.CancelledError:
+            raise
         except Exception:  # never let the relay die: log and retry on the next tick
+            if me is not None and me.cancelling():
+                return
             logger.exception("outbox relay failed; retrying")
         await asyncio.sleep(RELAY_POLL_SECONDS)
 

@@ -45,6 +45,7 @@ DRIFT_INTERVAL_SECONDS = env.int("DRIFT_INTERVAL_SECONDS", default=3600)
 DEFAULT_FEATURE_VIEW = env.str("DEFAULT_FEATURE_VIEW", default="core_technical")
 SCHEDULER_HEARTBEAT_SECONDS = env.int("SCHEDULER_HEARTBEAT_SECONDS", default=60)
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=30)
+FEATURE_QUALITY_MIN = env.float("FEATURE_QUALITY_MIN", default=80.0)
 
 INSTALLED_APPS = [
     "daphne",
@@ -217,6 +218,10 @@ REST_FRAMEWORK = {
 }
 NUM_PROXIES = REST_FRAMEWORK["NUM_PROXIES"]
 
+# Django's 2.5 MB default would refuse a full bar ingest: 50,000 bars (features.constants) are
+# up to ~10 MB of JSON. Bodies are read only after authentication, so strangers cannot use it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+
 SIMPLE_JWT = {
     "ALGORITHM": "HS256",
     "SIGNING_KEY": JWT_SECRET,
@@ -241,6 +246,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "MaterializationStatusEnum": "features.models.MaterializationJob.Status",
+        "HealthStatusEnum": ["ok", "degraded", "down"],
+    },
 }
 
 CORS_ALLOWED_ORIGINS = ALLOWED_ORIGINS

@@ -1,6 +1,7 @@
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from features.api import feature_views as fv
 from tradingsite.api import views
 
 urlpatterns = [
@@ -10,6 +11,26 @@ urlpatterns = [
     path("health", views.HealthMatrixView.as_view(), name="api-health"),
     path("events", views.EventListView.as_view(), name="events"),
     path("ml/status", views.MlStatusView.as_view(), name="ml-status"),
+    path("market/", include("features.api.urls")),
+    path("features/", fv.FeatureListView.as_view(), name="features"),
+    path("feature-views/", fv.FeatureViewListView.as_view(), name="feature-views"),
+    path("feature-views/<str:name>", fv.FeatureViewDetailView.as_view(), name="feature-view"),
+    path(
+        "feature-views/<str:name>/materialize",
+        fv.FeatureViewMaterializeView.as_view(),
+        name="feature-view-materialize",
+    ),
+    path("feature-views/<str:name>/online", fv.FeatureViewOnlineView.as_view(), name="online"),
+    path(
+        "feature-views/<str:name>/historical",
+        fv.FeatureViewHistoricalView.as_view(),
+        name="feature-view-historical",
+    ),
+    path(
+        "materialization-jobs/<int:pk>",
+        fv.MaterializationJobDetailView.as_view(),
+        name="materialization-job",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

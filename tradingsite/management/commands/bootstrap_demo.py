@@ -1,19 +1,29 @@
-"""`make run`'s demo set-up: a login for the newcomer (development only)."""
+"""`make run`'s demo set-up: a login for the newcomer and demo market bars (development only)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from features.demo import demo_bars
+from features.models import Bar
+from features.services import bars_upsert
+from features.store import feature_view_ensure_default
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "admin"  # noqa: S105 - development profile only; refused in production
 
 
 class Command(BaseCommand):
-    help = "Create the demo admin user (admin / admin) if absent. Refused in production."
+    help = (
+        "Create the demo admin user (admin / admin) and load demo market bars, each only if "
+        "absent. Refused in production."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.IS_PRODUCTION:
@@ -22,9 +32,33 @@ class Command(BaseCommand):
         if not users.filter(username=DEMO_USERNAME).exists():
             users.create_superuser(DEMO_USERNAME, "admin@example.com", DEMO_PASSWORD)
             self.stdout.write(f"Created demo user {DEMO_USERNAME!r}.")
+        self._load_demo_bars()
+        view = feature_view_ensure_default()
+        job = view.jobs.first()
+        if job is not None:
+            self.stdout.write(
+                f"Feature view {view}: {job.rows_written} rows materialized, "
+                f"quality {job.quality.get('score')}."
+            )
         self.stdout.write(
             f"Log in as {DEMO_USERNAME} / {DEMO_PASSWORD} (browser), or get an API token with:\n"
             f"  curl -s -X POST localhost:{settings.PORT}/api/v1/auth/token/ "
             f"-H 'Content-Type: application/json' "
             f'-d \'{{"username":"{DEMO_USERNAME}","password":"{DEMO_PASSWORD}"}}\''
+        )
+
+    def _load_demo_bars(self) -> None:
+        """Demo bars go into an empty store only, so real or imported data is never mixed in."""
+        if stored := Bar.objects.count():
+            self.stdout.write(f"Market data present ({stored} bars); demo bars not loaded.")
+            return
+        # The series ends at the last daily close, so the demo's features are fresh today.
+        today_close = timezone.now().replace(hour=21, minute=0, second=0, microsecond=0)
+        last_close = today_close if today_close <= timezone.now() else today_close - timedelta(1)
+        frame = demo_bars(end=last_close)
+        result = bars_upsert(frame=frame, timeframe="1d")
+        symbols = ", ".join(sorted(frame["symbol"].unique()))
+        self.stdout.write(
+            f"Loaded {result.created} demo daily bars for {symbols} "
+            f"({frame['ts'].min():%Y-%m-%d} to {frame['ts'].max():%Y-%m-%d})."
         )

@@ -1,0 +1,345 @@
+"""Feature views, materialization, the offline and online stores, point-in-time training sets.
+
+Load -> compute -> save: bars come from the Bar table, `features.transforms` computes, and the
+rows go to the offline store (FeatureRow, one row per view version x symbol x bar) and the
+newest row per symbol to the online store (the cache: Redis in production).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from features.models import Bar, FeatureDefinition, FeatureRow, FeatureView, MaterializationJob
+from features.quality import FeatureQuality, feature_quality, freshness_score, view_quality
+from features.transforms import CORE_TECHNICAL, FEATURE_SPECS, compute_features, max_warmup_bars
+from tradingsite.events import event_publish
+
+logger = logging.getLogger(__name__)
+ROW_BATCH_SIZE = 2_000
+TIMEFRAME_UNITS = {"m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+DEFAULT_TTL_TIMEFRAMES = 3  # a value older than three bars is stale
+UTC_NS = "datetime64[ns, UTC]"  # one resolution for both sides of the as-of join
+
+
+class FeatureStoreError(ValueError):
+    """A request the feature store cannot honour; the message says why (API: 400)."""
+
+
+def timeframe_seconds(timeframe: str) -> int:
+    return int(timeframe[:-1]) * TIMEFRAME_UNITS[timeframe[-1]]
+
+
+def feature_definitions_sync() -> None:
+    """Make the FeatureDefinition table say what `features.transforms` computes."""
+    for spec in FEATURE_SPECS.values():
+        FeatureDefinition.objects.update_or_create(
+            name=spec.name,
+            defaults={
+                "description": spec.description,
+                "dtype": spec.dtype,
+                "params": dict(spec.params),
+                "warmup_bars": spec.warmup_bars,
+                "valid_min": spec.valid_min,
+                "valid_max": spec.valid_max,
+            },
+        )
+
+
+def definition_hash(*, feature_names: Sequence[str], timeframe: str, ttl_seconds: int) -> str:
+    spec = {
+        "features": [[n, FEATURE_SPECS[n].params] for n in feature_names],
+        "timeframe": timeframe,
+        "ttl_seconds": ttl_seconds,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+@transaction.atomic
+def feature_view_register(
+    *,
+    name: str,
+    feature_names: Sequence[str] = CORE_TECHNICAL,
+    timeframe: str = "1d",
+    ttl_seconds: int | None = None,
+    description: str = "",
+) -> tuple[FeatureView, bool]:
+    """The view version for this definition: the latest if unchanged, else a new version."""
+    unknown = [n for n in feature_names if n not in FEATURE_SPECS]
+    if unknown or not feature_names:
+        raise FeatureStoreError(f"unknown or no features: {unknown or '[]'}")
+    ttl = ttl_seconds or DEFAULT_TTL_TIMEFRAMES * timeframe_seconds(timeframe)
+    digest = definition_hash(feature_names=feature_names, timeframe=timeframe, ttl_seconds=ttl)
+    latest = FeatureView.objects.select_for_update().filter(name=name).order_by("-version").first()
+    if latest is not None and latest.definition_hash == digest:
+        return latest, False
+    feature_definitions_sync()
+    view = FeatureView.objects.create(
+        name=name,
+        version=(latest.version + 1) if latest else 1,
+        description=description or (latest.description if latest else ""),
+        timeframe=timeframe,
+        ttl_seconds=ttl,
+        feature_names=list(feature_names),
+        definition_hash=digest,
+    )
+    view.features.set(FeatureDefinition.objects.filter(name__in=feature_names))
+    event_publish(
+        type="features.view.registered",
+        subject=f"view:{name}",
+        payload={"view": name, "version": view.version, "features": list(feature_names)},
+    )
+    return view, True
+
+
+def feature_view_latest(name: str) -> FeatureView:
+    view = FeatureView.objects.filter(name=name).order_by("-version").first()
+    if view is None:
+        raise FeatureView.DoesNotExist(f"no feature view named {name!r}")
+    return view
+
+
+def feature_view_ensure_default() -> FeatureView:
+    """Seed §3 step 5: register DEFAULT_FEATURE_VIEW if absent, materialize it if never done."""
+    view, _ = feature_view_register(
+        name=settings.DEFAULT_FEATURE_VIEW,
+        description="Core technical indicators of OHLCV bars (returns, trend, momentum, "
+        "volatility, volume).",
+    )
+    if view.watermark is None and Bar.objects.filter(timeframe=view.timeframe).exists():
+        feature_view_materialize(view=view, mode=MaterializationJob.Mode.FULL)
+    return view
+
+
+# --- materialization ------------------------------------------------------------------------
+
+
+def materialization_job_create(
+    *, view: FeatureView, mode: str, symbols: Sequence[str] | None = None
+) -> MaterializationJob:
+    all_symbols = sorted(
+        Bar.objects.filter(timeframe=view.timeframe).values_list("symbol", flat=True).distinct()
+    )
+    chosen = list(symbols) if symbols else all_symbols
+    missing = sorted(set(chosen) - set(all_symbols))
+    if missing:
+        raise FeatureStoreError(f"no {view.timeframe} bars for symbols {missing}")
+    return MaterializationJob.objects.create(view=view, mode=mode, symbols=chosen)
+
+
+def feature_view_materialize(
+    *,
+    view: FeatureView,
+    mode: str = MaterializationJob.Mode.INCREMENTAL,
+    symbols: Sequence[str] | None = None,
+    job: MaterializationJob | None = None,
+) -> MaterializationJob:
+    """Compute and store the view's features for `symbols` (all with bars), recording a job."""
+    job = job or materialization_job_create(view=view, mode=mode, symbols=symbols)
+    MaterializationJob.objects.filter(pk=job.pk).update(
+        status=MaterializationJob.Status.RUNNING, started_at=timezone.now()
+    )
+    try:
+        qualities, newest = _materialize_symbols(view, job)
+    except Exception as exc:
+        MaterializationJob.objects.filter(pk=job.pk).update(
+            status=MaterializationJob.Status.FAILED,
+            error=repr(exc)[:2000],
+            finished_at=timezone.now(),
+        )
+        raise
+    return _materialization_finish(view, job, qualities, newest)
+
+
+def _materialize_symbols(
+    view: FeatureView, job: MaterializationJob
+) -> tuple[list[FeatureQuality], datetime | None]:
+    computed: list[pd.DataFrame] = []
+    for symbol in job.symbols:
+        frame, written = _materialize_symbol(view, symbol, full=job.mode == "full")
+        computed.append(frame)
+        MaterializationJob.objects.filter(pk=job.pk).update(
+            symbols_done=F("symbols_done") + 1, rows_written=F("rows_written") + written
+        )
+    panel = pd.concat(computed) if computed else pd.DataFrame(columns=["ts"])
+    newest = panel["ts"].max() if len(panel) else None
+    age = (timezone.now() - newest).total_seconds() if newest is not None else math.inf
+    fresh = freshness_score(age_seconds=age, timeframe_seconds=timeframe_seconds(view.timeframe))
+    qualities = [
+        feature_quality(
+            name,
+            panel[name].to_numpy(dtype=float) if name in panel else np.array([]),
+            valid_min=FEATURE_SPECS[name].valid_min,
+            valid_max=FEATURE_SPECS[name].valid_max,
+            freshness=fresh,
+        )
+        for name in view.feature_names
+    ]
+    return qualities, newest
+
+
+def _materialize_symbol(view: FeatureView, symbol: str, *, full: bool) -> tuple[pd.DataFrame, int]:
+    """Returns the computed rows past warm-up (for quality) and the number of rows written."""
+    names = view.feature_names
+    since = None if full else view.rows.filter(symbol=symbol).aggregate(last=Max("ts"))["last"]
+    bars = Bar.objects.filter(symbol=symbol, timeframe=view.timeframe)
+    if since is not None:
+        lookback = max_warmup_bars(names)
+        older = bars.filter(ts__lte=since).order_by("-ts").values_list("ts", flat=True)
+        start = older[lookback] if older.count() > lookback else None
+        if start is not None:
+            bars = bars.filter(ts__gte=start)
+    frame = pd.DataFrame.from_records(
+        bars.order_by("ts").values("ts", "open", "high", "low", "close", "volume")
+    )
+    if frame.empty:
+        return pd.DataFrame(columns=["ts", *names]), 0
+    frame.insert(0, "symbol", symbol)
+    computed = compute_features(frame, names)
+    new = computed if since is None else computed[computed["ts"] > since]
+    written = _offline_write(view, symbol, new, names)
+    if len(computed):
+        _online_write(view, symbol, computed.iloc[-1], names)
+    warm = max((FEATURE_SPECS[n].warmup_bars for n in names), default=0)
+    return new[new.index >= computed.index[0] + warm] if since is None else new, written
+
+
+def _offline_write(view: FeatureView, symbol: str, frame: pd.DataFrame, names: list[str]) -> int:
+    matrix = frame[names].to_numpy(dtype=float)
+    rows = [
+        FeatureRow(view=view, symbol=symbol, ts=ts, values=_json_values(values))
+        for ts, values in zip(frame["ts"].dt.to_pydatetime(), matrix, strict=True)
+    ]
+    with transaction.atomic():
+        FeatureRow.objects.bulk_create(
+            rows,
+            batch_size=ROW_BATCH_SIZE,
+            update_conflicts=True,
+            unique_fields=["view", "symbol", "ts"],
+            update_fields=["values"],
+        )
+    return len(rows)
+
+
+def _json_values(values: Iterable[float]) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in values]
+
+
+def _materialization_finish(
+    view: FeatureView,
+    job: MaterializationJob,
+    qualities: list[FeatureQuality],
+    newest: datetime | None,
+) -> MaterializationJob:
+    from features.metrics import record_view_quality
+
+    quality = view_quality(qualities)
+    with transaction.atomic():
+        if newest is not None and (view.watermark is None or newest > view.watermark):
+            FeatureView.objects.filter(pk=view.pk).update(watermark=newest)
+        MaterializationJob.objects.filter(pk=job.pk).update(
+            status=MaterializationJob.Status.SUCCEEDED, quality=quality, finished_at=timezone.now()
+        )
+        job.refresh_from_db()
+        payload = {
+            "view": view.name,
+            "version": view.version,
+            "job_id": job.pk,
+            "mode": job.mode,
+            "symbols": len(job.symbols),
+            "rows_written": job.rows_written,
+            "quality_score": quality["score"],
+        }
+        event_publish(type="features.materialized", subject=f"view:{view.name}", payload=payload)
+        if quality["score"] < settings.FEATURE_QUALITY_MIN:
+            event_publish(type="features.quality_low", subject=f"view:{view.name}", payload=payload)
+    record_view_quality(view=view, quality=quality, newest=newest)
+    return job
+
+
+# --- online store ---------------------------------------------------------------------------
+
+
+def _online_key(view: FeatureView, symbol: str) -> str:
+    return f"online:{view.pk}:{symbol}"
+
+
+def _online_write(view: FeatureView, symbol: str, row: pd.Series, names: list[str]) -> None:
+    values = dict(zip(names, _json_values(row[names].to_numpy(dtype=float)), strict=True))
+    cache.set(_online_key(view, symbol), {"ts": row["ts"].isoformat(), "values": values}, None)
+
+
+def online_features(*, view: FeatureView, symbols: Sequence[str]) -> list[dict[str, object]]:
+    """Latest values per symbol with their bar time; `stale` when older than the view's ttl."""
+    found = cache.get_many([_online_key(view, s) for s in symbols])
+    now = timezone.now()
+    result = []
+    for symbol in symbols:
+        entry = found.get(_online_key(view, symbol))
+        if entry is None:
+            result.append({"symbol": symbol, "ts": None, "values": None, "stale": True})
+            continue
+        as_of = datetime.fromisoformat(entry["ts"])
+        stale = (now - as_of) > timedelta(seconds=view.ttl_seconds)
+        result.append(
+            {"symbol": symbol, "ts": entry["ts"], "values": entry["values"], "stale": stale}
+        )
+    return result
+
+
+# --- point-in-time training sets ------------------------------------------------------------
+
+
+def training_set_build(*, view: FeatureView, entities: pd.DataFrame) -> pd.DataFrame:
+    """For each entity row (symbol, ts, ...), the newest feature row whose bar closed at or
+    before `ts` and no more than the view's ttl earlier; never a later bar (no look-ahead)."""
+    if not {"symbol", "ts"} <= set(entities.columns):
+        raise FeatureStoreError("entity rows need `symbol` and `ts`")
+    entities = entities.copy()
+    entities["ts"] = pd.to_datetime(entities["ts"], utc=True).astype(UTC_NS)
+    entities["_row"] = np.arange(len(entities))
+    ttl = pd.Timedelta(seconds=view.ttl_seconds)
+    features = _offline_read(view, entities, ttl)
+    merged = pd.merge_asof(
+        entities.sort_values("ts"),
+        features.sort_values("feature_ts"),
+        left_on="ts",
+        right_on="feature_ts",
+        by="symbol",
+        direction="backward",
+        allow_exact_matches=True,
+        tolerance=ttl,
+    )
+    return merged.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+
+
+def _offline_read(view: FeatureView, entities: pd.DataFrame, ttl: pd.Timedelta) -> pd.DataFrame:
+    names = view.feature_names
+    frames = []
+    for symbol, group in entities.groupby("symbol"):
+        rows = view.rows.filter(
+            symbol=symbol, ts__gte=group["ts"].min() - ttl, ts__lte=group["ts"].max()
+        ).values_list("ts", "values")
+        ts, values = zip(*rows, strict=True) if rows else ((), ())
+        frame = pd.DataFrame(list(values), columns=names, dtype=float)
+        frame.insert(0, "feature_ts", pd.to_datetime(list(ts), utc=True).astype(UTC_NS))
+        frame.insert(0, "symbol", symbol)
+        frames.append(frame)
+    empty = pd.DataFrame({"symbol": [], "feature_ts": pd.to_datetime([], utc=True).astype(UTC_NS)})
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else empty.assign(**dict.fromkeys(names, 0.0))
+    )
