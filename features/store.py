@@ -281,9 +281,28 @@ def _online_write(view: FeatureView, symbol: str, row: pd.Series, names: list[st
     cache.set(_online_key(view, symbol), {"ts": row["ts"].isoformat(), "values": values}, None)
 
 
+def _online_refill(view: FeatureView, symbols: Sequence[str]) -> dict[str, dict]:
+    """Cache misses (another process's in-memory cache, an evicted or flushed Redis) are read
+    from the offline store's newest row and written back, so the online store heals itself."""
+    refilled = {}
+    for symbol in symbols:
+        row = view.rows.filter(symbol=symbol).order_by("-ts").values("ts", "values").first()
+        if row is not None:
+            entry = {
+                "ts": row["ts"].isoformat(),
+                "values": dict(zip(view.feature_names, row["values"], strict=True)),
+            }
+            cache.set(_online_key(view, symbol), entry, None)
+            refilled[_online_key(view, symbol)] = entry
+    return refilled
+
+
 def online_features(*, view: FeatureView, symbols: Sequence[str]) -> list[dict[str, object]]:
     """Latest values per symbol with their bar time; `stale` when older than the view's ttl."""
     found = cache.get_many([_online_key(view, s) for s in symbols])
+    missing = [s for s in symbols if _online_key(view, s) not in found]
+    if missing:
+        found.update(_online_refill(view, missing))
     now = timezone.now()
     result = []
     for symbol in symbols:

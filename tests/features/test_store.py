@@ -142,3 +142,12 @@ def test_point_in_time_never_returns_a_later_bar(view, bars, offsets: list[int])
     matched = result.dropna(subset=["feature_ts"])
     assert (matched["feature_ts"] <= matched["ts"]).all()
     assert ((matched["ts"] - matched["feature_ts"]) <= timedelta(seconds=view.ttl_seconds)).all()
+
+
+def test_an_empty_online_cache_is_refilled_from_the_offline_store(view, bars) -> None:  # noqa: ANN001
+    from django.core.cache import cache
+
+    cache.clear()  # e.g. another process's in-memory cache, or a flushed Redis
+    (found,) = online_features(view=view, symbols=["BBB"])
+    assert pd.Timestamp(found["ts"]) == bars[bars.symbol == "BBB"]["ts"].max()
+    assert cache.get(f"online:{view.pk}:BBB") is not None
