@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -330,6 +330,8 @@ def training_set_build(*, view: FeatureView, entities: pd.DataFrame) -> pd.DataF
     entities["ts"] = pd.to_datetime(entities["ts"], utc=True).astype(UTC_NS)
     entities["_row"] = np.arange(len(entities))
     ttl = pd.Timedelta(seconds=view.ttl_seconds)
+    if connection.vendor == "postgresql":
+        return _point_in_time_postgres(view, entities)
     features = _offline_read(view, entities, ttl)
     merged = pd.merge_asof(
         entities.sort_values("ts"),
@@ -342,6 +344,42 @@ def training_set_build(*, view: FeatureView, entities: pd.DataFrame) -> pd.DataF
         tolerance=ttl,
     )
     return merged.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+
+
+# One index probe per entity row (the unique (view, symbol, ts) index, newest first): only the
+# matching rows leave the database, instead of every row in the entities' time range.
+_PIT_SQL = """
+SELECT e.ord, f.ts, f.vals
+FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS e(ord, symbol, ts)
+LEFT JOIN LATERAL (
+    SELECT r.ts, r."values"::text AS vals FROM {table} r
+    WHERE r.view_id = %s AND r.symbol = e.symbol
+      AND r.ts <= e.ts AND r.ts >= e.ts - make_interval(secs => %s)
+    ORDER BY r.ts DESC LIMIT 1
+) f ON true
+ORDER BY e.ord
+"""
+
+
+def _point_in_time_postgres(view: FeatureView, entities: pd.DataFrame) -> pd.DataFrame:
+    sql = _PIT_SQL.format(table=connection.ops.quote_name(FeatureRow._meta.db_table))
+    params = [
+        entities["_row"].tolist(),
+        entities["symbol"].astype(str).tolist(),
+        entities["ts"].dt.to_pydatetime().tolist(),
+        view.pk,
+        view.ttl_seconds,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    names = view.feature_names
+    matrix = [json.loads(vals) if vals is not None else [None] * len(names) for _, _, vals in rows]
+    features = pd.DataFrame(matrix, columns=names, dtype=float)
+    feature_ts = pd.to_datetime([ts for _, ts, _ in rows], utc=True).astype(UTC_NS)
+    result = entities.sort_values("_row").reset_index(drop=True).drop(columns="_row")
+    result["feature_ts"] = feature_ts
+    return pd.concat([result, features], axis=1)
 
 
 def _offline_read(view: FeatureView, entities: pd.DataFrame, ttl: pd.Timedelta) -> pd.DataFrame:
