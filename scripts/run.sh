@@ -8,7 +8,9 @@ PORT="${PORT:-8000}"
 mkdir -p var
 $PY manage.py migrate --noinput
 $PY manage.py bootstrap_demo
+# No mingle/gossip/heartbeat: one worker needs no peers, and they only add control-file traffic.
 $PY -m celery -A tradingsite worker -B --pool=solo --loglevel=INFO \
+    --without-mingle --without-gossip --without-heartbeat \
     --schedule var/celerybeat-schedule >var/worker.log 2>&1 &
 WORKER_PID=$!
 echo "Celery worker + beat running (pid $WORKER_PID), log: var/worker.log"

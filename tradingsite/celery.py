@@ -38,15 +38,29 @@ def _install_beat_schedule(sender: Celery, **_: object) -> None:
     }
 
 
-@beat_init.connect
-def _run_at_scheduler_start(sender: object, **_: object) -> None:
+def _embedded_broker() -> bool:
+    # kombu's filesystem transport: `worker -B` runs beat inside the worker (make run).
+    return str(app.conf.broker_url).startswith("filesystem://")
+
+
+def _send_startup_tasks() -> None:
     """Interval jobs first fire one interval after beat starts; the heartbeat and the drift scan
     (seed §3 step 5: the monitor starts with the models in PRODUCTION) should not wait that long."""
     app.send_task("tradingsite.tasks.scheduler_heartbeat_task")
     app.send_task("drift.tasks.drift_scan_all_task", kwargs={"trigger": "startup"})
 
 
+@beat_init.connect
+def _run_at_scheduler_start(sender: object, **_: object) -> None:
+    # With the filesystem broker, wait for worker_ready instead: kombu rewrites its exchange
+    # files while the worker binds its queues, and a send in that moment reads a truncated file.
+    if not _embedded_broker():
+        _send_startup_tasks()
+
+
 @worker_ready.connect
-def _ensure_default_feature_view(sender: object, **_: object) -> None:
+def _run_at_worker_start(sender: object, **_: object) -> None:
     """Seed §3 step 5: the default feature view is registered and materialized if absent."""
     app.send_task("features.tasks.feature_view_ensure_default_task")
+    if _embedded_broker():
+        _send_startup_tasks()

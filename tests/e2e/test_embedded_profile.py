@@ -34,6 +34,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obj
     port = free_port()
     worker = _spawn(
         ["-m", "celery", "-A", "tradingsite", "worker", "-B", "--pool=solo",
+         "--without-mingle", "--without-gossip", "--without-heartbeat",
          "--schedule", str(var / "beat-schedule"), "--loglevel=INFO"],
         env, var / "worker.log",
     )  # fmt: skip

@@ -58,6 +58,7 @@ def stack(
     port = free_port()
     worker = subprocess.Popen(
         [PYTHON, "-m", "celery", "-A", "tradingsite", "worker", "-B", "--pool=solo",
+         "--without-mingle", "--without-gossip", "--without-heartbeat",
          "--schedule", str(var / "beat-schedule")],
         cwd=ROOT, env=env, stdout=(var / "worker.log").open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
