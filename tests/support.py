@@ -65,6 +65,15 @@ def production_env(**overrides: str) -> dict[str, str]:
     return clean_env(**good)
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """TERM, then KILL if it has not exited within `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def start_daphne(port: int, env: dict[str, str], **popen: object) -> subprocess.Popen:
     """The ASGI server as `make run` starts it, on 127.0.0.1:`port`."""
     args = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "tradingsite.asgi:application"]

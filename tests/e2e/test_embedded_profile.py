@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import PYTHON, ROOT, clean_env, free_port, manage, wait_for_port
+from tests.support import PYTHON, ROOT, clean_env, free_port, manage, stop_process, wait_for_port
 
 pytestmark = pytest.mark.slow
 PASSWORD = "embedded-Profile-pass-1"
@@ -48,11 +48,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obj
         yield {"url": f"http://127.0.0.1:{port}", "var": var}
     finally:
         for proc in (server, worker):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:

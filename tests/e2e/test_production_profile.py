@@ -22,6 +22,7 @@ from tests.support import (
     manage,
     production_env,
     start_daphne,
+    stop_process,
     wait_for_port,
 )
 
@@ -36,14 +37,6 @@ def _ensure_database(url: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +71,7 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, o
         wait_for_port(port, server)
         yield {"url": f"http://127.0.0.1:{port}", "log": log}
     finally:
-        _stop(server)
+        stop_process(server)
 
 
 def _token(url: str) -> str:
@@ -177,4 +170,4 @@ def test_a_dead_database_gives_a_fast_503_while_liveness_stays_up(tmp_path: Path
         assert response.headers["Retry-After"] == "5"
         assert response.json()["code"] == "unavailable"
     finally:
-        _stop(server)
+        stop_process(server)

@@ -16,7 +16,16 @@ import requests
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.support import PYTHON, ROOT, clean_env, free_port, manage, start_daphne, wait_for_port
+from tests.support import (
+    PYTHON,
+    ROOT,
+    clean_env,
+    free_port,
+    manage,
+    start_daphne,
+    stop_process,
+    wait_for_port,
+)
 
 pytestmark = pytest.mark.slow
 PASSWORD = "stream-Profile-pass-1"
@@ -78,11 +87,7 @@ def stack(
         }
     finally:
         for proc in (server, worker):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
 
 
 def _handshake_status(url: str, **kwargs: object) -> int:
