@@ -309,7 +309,6 @@ def in_process_online(view, symbols: list[str]) -> dict[int, list[float]]:
 
 def child() -> None:
     import django
-    import pandas as pd
     import requests
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingsite.settings")
@@ -318,7 +317,6 @@ def child() -> None:
     from django.db import connection
 
     from features.store import (
-        _offline_read,
         _online_key,
         _online_write,
         feature_view_register,
@@ -372,10 +370,6 @@ def child() -> None:
     started = time.perf_counter()
     built = training_set_build(view=view, entities=entities)
     pit_s = time.perf_counter() - started
-    started = time.perf_counter()
-    ents = entities.assign(ts=entities["ts"].astype("datetime64[ns, UTC]"))
-    _offline_read(view, ents, pd.Timedelta(seconds=view.ttl_seconds))
-    read_s = time.perf_counter() - started
     join_s, merged = merge_asof_baseline(view, in_range, entities, names)
     same = bool((built["feature_ts"].fillna(0) == merged["feature_ts"].fillna(0)).all())
     matched = int(built["feature_ts"].notna().sum())
@@ -384,7 +378,6 @@ def child() -> None:
         f"{matched:,} matched within ttl, same feature_ts as the baseline: {same}",
         f"    {'training_set_build':<44} {pit_s:7.2f} s  {ENTITY_ROWS / pit_s:>10,.0f} rows/s"
         "   target: seconds, not minutes",
-        f"    {'  of which _offline_read (separate call)':<44} {read_s:7.2f} s",
         f"    {'baseline: merge_asof, frame in memory':<44} {join_s:7.2f} s  "
         f"{ENTITY_ROWS / join_s:>10,.0f} rows/s   ours/baseline time = {pit_s / join_s:.0f}x",
     ]
