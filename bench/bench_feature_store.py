@@ -225,7 +225,7 @@ def merge_asof_baseline(view, features, entities, names):
     import numpy as np
     import pandas as pd
 
-    from features.store import UTC_NS
+    from features.store import UTC_NS, point_in_time_join
 
     right = features[["symbol", "ts", *names]].rename(columns={"ts": "feature_ts"})
     right["feature_ts"] = right["feature_ts"].astype(UTC_NS)
@@ -233,15 +233,7 @@ def merge_asof_baseline(view, features, entities, names):
     left["ts"] = left["ts"].astype(UTC_NS)
     left["_row"] = np.arange(len(left))
     started = time.perf_counter()
-    merged = pd.merge_asof(
-        left.sort_values("ts"),
-        right.sort_values("feature_ts"),
-        left_on="ts",
-        right_on="feature_ts",
-        by="symbol",
-        direction="backward",
-        tolerance=pd.Timedelta(seconds=view.ttl_seconds),
-    )
+    merged = point_in_time_join(left, right, pd.Timedelta(seconds=view.ttl_seconds))
     merged = merged.sort_values("_row").reset_index(drop=True)
     return time.perf_counter() - started, merged
 

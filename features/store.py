@@ -332,8 +332,16 @@ def training_set_build(*, view: FeatureView, entities: pd.DataFrame) -> pd.DataF
     ttl = pd.Timedelta(seconds=view.ttl_seconds)
     if connection.vendor == "postgresql":
         return _point_in_time_postgres(view, entities)
-    features = _offline_read(view, entities, ttl)
-    merged = pd.merge_asof(
+    merged = point_in_time_join(entities, _offline_read(view, entities, ttl), ttl)
+    return merged.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+
+
+def point_in_time_join(
+    entities: pd.DataFrame, features: pd.DataFrame, ttl: pd.Timedelta
+) -> pd.DataFrame:
+    """Per entity row the newest feature row of its symbol with feature_ts <= ts <= feature_ts
+    + ttl (an exact close time counts). Both frames carry UTC nanosecond timestamps."""
+    return pd.merge_asof(
         entities.sort_values("ts"),
         features.sort_values("feature_ts"),
         left_on="ts",
@@ -343,7 +351,6 @@ def training_set_build(*, view: FeatureView, entities: pd.DataFrame) -> pd.DataF
         allow_exact_matches=True,
         tolerance=ttl,
     )
-    return merged.sort_values("_row").drop(columns="_row").reset_index(drop=True)
 
 
 # One index probe per entity row (the unique (view, symbol, ts) index, newest first): only the

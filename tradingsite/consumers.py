@@ -8,8 +8,14 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from tradingsite.events import ensure_relay_running, events_after, topic_group, topic_heads
-from tradingsite.models import Topic
+from tradingsite.events import (
+    EventError,
+    ensure_relay_running,
+    events_after,
+    topic_group,
+    topic_heads,
+    topics_parse,
+)
 from tradingsite.observability.metrics import EVENTS_DELIVERED, WEBSOCKET_CLIENTS
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -24,10 +30,10 @@ class StreamRequestError(ValueError):
 def parse_stream_query(query_string: bytes) -> tuple[list[str], str, int | None]:
     """`topics=drift,models&subject=model:x&last_event_id=42` -> (topics, subject, last id)."""
     query = {k: v[-1] for k, v in parse_qs(query_string.decode("latin1")).items()}
-    topics = [t for t in query.get("topics", "").split(",") if t] or list(Topic.values)
-    unknown = sorted(set(topics) - set(Topic.values))
-    if unknown:
-        raise StreamRequestError(f"unknown topics {unknown}; choose from {list(Topic.values)}")
+    try:
+        topics = topics_parse(query.get("topics", ""))
+    except EventError as exc:
+        raise StreamRequestError(str(exc)) from exc
     last = query.get("last_event_id")
     if last is not None and not (last.isdigit() and len(last) < 19):
         raise StreamRequestError("last_event_id must be a non-negative integer")

@@ -49,6 +49,15 @@ def topic_of(event_type: str) -> str:
     return topic
 
 
+def topics_parse(value: str) -> list[str]:
+    """`"drift,models"` -> ["drift", "models"]; empty -> every topic; unknown -> EventError."""
+    topics = [t for t in value.split(",") if t] or list(Topic.values)
+    unknown = sorted(set(topics) - set(Topic.values))
+    if unknown:
+        raise EventError(f"unknown topics {unknown}; choose from {list(Topic.values)}")
+    return topics
+
+
 def event_publish(*, type: str, subject: str = "", payload: dict[str, Any] | None = None) -> Event:  # noqa: A002
     """Write an event in the current transaction; it is broadcast only if that commits."""
     topic = topic_of(type)

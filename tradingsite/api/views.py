@@ -16,7 +16,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.views import TokenObtainPairView
 
-from tradingsite.events import events_after
+from tradingsite.events import EventError, events_after, topics_parse
 from tradingsite.models import Topic
 from tradingsite.observability.health import DOWN, OK, service_matrix
 from tradingsite.observability.metrics import AUTH_FAILURES, AUTH_TOKENS_ISSUED, TOKENS_REVOKED
@@ -189,13 +189,10 @@ class EventsQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
 
     def validate_topic(self, value: str) -> list[str]:
-        topics = [t for t in value.split(",") if t]
-        unknown = sorted(set(topics) - set(Topic.values))
-        if unknown:
-            raise serializers.ValidationError(
-                f"unknown topics {unknown}; choose from {list(Topic.values)}"
-            )
-        return topics
+        try:
+            return topics_parse(value)
+        except EventError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
 
 
 class EventSerializer(serializers.Serializer):
