@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db import models
 
 from features.constants import SYMBOL_MAX_LENGTH, TIMEFRAME_MAX_LENGTH
+from features.fields import FloatListField
 
 
 class FeatureDefinition(models.Model):
@@ -84,13 +85,18 @@ class Bar(models.Model):
 class FeatureRow(models.Model):
     """Offline store: the feature values of one view version for one symbol at one bar close.
 
-    `values` is a list aligned with the view version's `feature_names` (null for NaN).
+    `values` is a list of floats aligned with the view version's `feature_names`, NaN where a
+    value is missing (double precision[] on PostgreSQL: written by COPY, read without parsing).
     """
 
-    view = models.ForeignKey(FeatureView, on_delete=models.CASCADE, related_name="rows")
+    # No index of its own: the unique (view, symbol, ts) index serves lookups by view too, and
+    # a second index would be one more B-tree to update per bulk-written row.
+    view = models.ForeignKey(
+        FeatureView, on_delete=models.CASCADE, related_name="rows", db_index=False
+    )
     symbol = models.CharField(max_length=SYMBOL_MAX_LENGTH)
     ts = models.DateTimeField()
-    values = models.JSONField()
+    values = FloatListField()
 
     class Meta:
         constraints = [
@@ -121,6 +127,8 @@ class MaterializationJob(models.Model):
     symbols_done = models.PositiveIntegerField(default=0)
     rows_written = models.PositiveIntegerField(default=0)
     quality = models.JSONField(default=dict, blank=True)
+    # Per symbol, once done: rows written, newest bar, and quality counts (features.quality)
+    partials = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

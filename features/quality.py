@@ -9,6 +9,11 @@ Per feature, four components, each 0-100:
   deviations (|mean_recent - mean_reference| / std_reference; 0 sd -> 100, >= 3 sd -> 0).
 The feature score is their weighted mean (weights below); the view score is the mean of its
 features' scores.
+
+Materialization computes symbols separately (in parallel Celery tasks), so the scores are built
+from per-symbol counts that add up (`feature_counts` -> `quality_from_counts`): completeness and
+validity from summed counts, stability as the mean of each symbol's own stability (its recent
+rows against its own earlier rows) weighted by its finite values.
 """
 
 from __future__ import annotations
@@ -61,6 +66,57 @@ def stability_score(values: np.ndarray) -> float:
     return float(max(0.0, 100.0 * (1 - shift_sd / STABILITY_ZERO_AT_SD)))
 
 
+@dataclass(frozen=True)
+class FeatureCounts:
+    """One feature's counts over one symbol's rows; several symbols' counts add up."""
+
+    rows: int
+    finite: int
+    inside: int
+    stability: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "rows": self.rows,
+            "finite": self.finite,
+            "inside": self.inside,
+            "stability": self.stability,
+        }
+
+
+def feature_counts(
+    values: np.ndarray, *, valid_min: float | None, valid_max: float | None
+) -> FeatureCounts:
+    """Counts of one feature's values (one symbol, rows past the warm-up, in time order)."""
+    finite = np.isfinite(values)
+    inside = finite.copy()
+    if valid_min is not None:
+        inside &= np.where(finite, values, valid_min) >= valid_min
+    if valid_max is not None:
+        inside &= np.where(finite, values, valid_max) <= valid_max
+    return FeatureCounts(
+        rows=len(values),
+        finite=int(finite.sum()),
+        inside=int(inside.sum()),
+        stability=stability_score(values) if len(values) else 100.0,
+    )
+
+
+def quality_from_counts(
+    name: str, counts: Sequence[FeatureCounts], *, freshness: float
+) -> FeatureQuality:
+    rows = sum(c.rows for c in counts)
+    if rows == 0:
+        return FeatureQuality(name, 0.0, 0.0, freshness, 0.0)
+    finite = sum(c.finite for c in counts)
+    inside = sum(c.inside for c in counts)
+    weights = [c.finite for c in counts]
+    stability = float(np.average([c.stability for c in counts], weights=weights)) if finite else 0.0
+    return FeatureQuality(
+        name, 100.0 * finite / rows, 100.0 * inside / max(finite, 1), freshness, stability
+    )
+
+
 def feature_quality(
     name: str,
     values: np.ndarray,
@@ -72,15 +128,8 @@ def feature_quality(
     """Quality of one feature's values (rows past its warm-up only)."""
     if len(values) == 0:
         return FeatureQuality(name, 0.0, 0.0, freshness, 0.0)
-    finite = np.isfinite(values)
-    inside = finite.copy()
-    if valid_min is not None:
-        inside &= np.where(finite, values, valid_min) >= valid_min
-    if valid_max is not None:
-        inside &= np.where(finite, values, valid_max) <= valid_max
-    completeness = 100.0 * finite.mean()
-    validity = 100.0 * inside.sum() / max(finite.sum(), 1)
-    return FeatureQuality(name, completeness, validity, freshness, stability_score(values))
+    counts = feature_counts(values, valid_min=valid_min, valid_max=valid_max)
+    return quality_from_counts(name, [counts], freshness=freshness)
 
 
 def view_quality(features: Sequence[FeatureQuality]) -> dict[str, object]:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
@@ -19,11 +20,17 @@ import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import F, Max
+from django.db.models import Max
 from django.utils import timezone
 
 from features.models import Bar, FeatureDefinition, FeatureRow, FeatureView, MaterializationJob
-from features.quality import FeatureQuality, feature_quality, freshness_score, view_quality
+from features.quality import (
+    FeatureCounts,
+    feature_counts,
+    freshness_score,
+    quality_from_counts,
+    view_quality,
+)
 from features.transforms import CORE_TECHNICAL, FEATURE_SPECS, compute_features, max_warmup_bars
 from tradingsite.events import event_publish
 
@@ -96,12 +103,45 @@ def feature_view_register(
         definition_hash=digest,
     )
     view.features.set(FeatureDefinition.objects.filter(name__in=feature_names))
+    transaction.on_commit(feature_view_cache_clear)
     event_publish(
         type="features.view.registered",
         subject=f"view:{name}",
         payload={"view": name, "version": view.version, "features": list(feature_names)},
     )
     return view, True
+
+
+# The serving path resolves a view per request; a version's definition never changes, so each
+# process keeps the resolved row for a moment. A new version is seen at once in the process that
+# registered it and within VIEW_CACHE_SECONDS elsewhere.
+VIEW_CACHE_SECONDS = 2.0
+_resolved_views: dict[tuple[str, int | None], tuple[float, FeatureView]] = {}
+
+
+def feature_view_resolve(name: str, version: int | None = None) -> FeatureView:
+    """The view `name` at `version` (None: the latest), briefly cached in this process.
+
+    For reads that need only the definition (online lookup): the cached row's watermark may
+    be a moment old."""
+    key = (name, version)
+    hit = _resolved_views.get(key)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < VIEW_CACHE_SECONDS:
+        return hit[1]
+    views = FeatureView.objects.filter(name=name)
+    view = (views.filter(version=version) if version is not None else views).order_by("-version")
+    found = view.first()
+    if found is None:
+        raise FeatureView.DoesNotExist(
+            f"no feature view {name!r}" + (f" version {version}" if version is not None else "")
+        )
+    _resolved_views[key] = (now, found)
+    return found
+
+
+def feature_view_cache_clear() -> None:
+    _resolved_views.clear()
 
 
 def feature_view_latest(name: str) -> FeatureView:
@@ -146,52 +186,75 @@ def feature_view_materialize(
     symbols: Sequence[str] | None = None,
     job: MaterializationJob | None = None,
 ) -> MaterializationJob:
-    """Compute and store the view's features for `symbols` (all with bars), recording a job."""
+    """Compute and store the view's features for `symbols` (all with bars) in this process,
+    one symbol after the other, recording a job. The Celery task fans out per symbol instead
+    (`features.tasks`); both record each symbol with `materialize_symbol`."""
     job = job or materialization_job_create(view=view, mode=mode, symbols=symbols)
-    MaterializationJob.objects.filter(pk=job.pk).update(
+    materialization_job_start(job)
+    try:
+        for symbol in job.symbols:
+            materialize_symbol(job=job, view=view, symbol=symbol)
+    except Exception as exc:
+        materialization_job_fail(job, exc)
+        raise
+    return materialization_finish(view=view, job=job)
+
+
+def materialization_job_start(job: MaterializationJob) -> None:
+    MaterializationJob.objects.filter(pk=job.pk, status=MaterializationJob.Status.PENDING).update(
         status=MaterializationJob.Status.RUNNING, started_at=timezone.now()
     )
-    try:
-        qualities, newest = _materialize_symbols(view, job)
-    except Exception as exc:
-        MaterializationJob.objects.filter(pk=job.pk).update(
-            status=MaterializationJob.Status.FAILED,
-            error=repr(exc)[:2000],
-            finished_at=timezone.now(),
-        )
-        raise
-    return _materialization_finish(view, job, qualities, newest)
 
 
-def _materialize_symbols(
-    view: FeatureView, job: MaterializationJob
-) -> tuple[list[FeatureQuality], datetime | None]:
-    computed: list[pd.DataFrame] = []
-    for symbol in job.symbols:
-        frame, written = _materialize_symbol(view, symbol, full=job.mode == "full")
-        computed.append(frame)
-        MaterializationJob.objects.filter(pk=job.pk).update(
-            symbols_done=F("symbols_done") + 1, rows_written=F("rows_written") + written
-        )
-    panel = pd.concat(computed) if computed else pd.DataFrame(columns=["ts"])
-    newest = panel["ts"].max() if len(panel) else None
-    age = (timezone.now() - newest).total_seconds() if newest is not None else math.inf
-    fresh = freshness_score(age_seconds=age, timeframe_seconds=timeframe_seconds(view.timeframe))
-    qualities = [
-        feature_quality(
-            name,
-            panel[name].to_numpy(dtype=float) if name in panel else np.array([]),
-            valid_min=FEATURE_SPECS[name].valid_min,
-            valid_max=FEATURE_SPECS[name].valid_max,
-            freshness=fresh,
-        )
-        for name in view.feature_names
-    ]
-    return qualities, newest
+def materialization_job_fail(job: MaterializationJob, exc: BaseException, symbol: str = "") -> None:
+    where = f"{symbol}: " if symbol else ""
+    MaterializationJob.objects.filter(pk=job.pk).update(
+        status=MaterializationJob.Status.FAILED,
+        error=f"{where}{exc!r}"[:2000],
+        finished_at=timezone.now(),
+    )
+
+
+def materialize_symbol(
+    *, job: MaterializationJob, view: FeatureView, symbol: str, worker: str = ""
+) -> bool:
+    """Compute, write and record one symbol of `job` (`worker`: the Celery worker doing it).
+    Returns True for the call that recorded the job's last symbol: exactly one caller, even
+    when symbols run in parallel tasks."""
+    frame, written = _materialize_symbol(
+        view, symbol, full=job.mode == MaterializationJob.Mode.FULL
+    )
+    names = view.feature_names
+    partial = {
+        "worker": worker,
+        "rows_written": written,
+        "newest": frame["ts"].max().isoformat() if len(frame) else None,
+        "features": {
+            name: feature_counts(
+                frame[name].to_numpy(dtype=float) if len(frame) else np.array([]),
+                valid_min=FEATURE_SPECS[name].valid_min,
+                valid_max=FEATURE_SPECS[name].valid_max,
+            ).as_dict()
+            for name in names
+        },
+    }
+    with transaction.atomic():
+        # The row lock serializes the symbols' bookkeeping; a retried symbol counts once.
+        locked = MaterializationJob.objects.select_for_update().get(pk=job.pk)
+        if symbol in locked.partials:
+            return False
+        locked.partials[symbol] = partial
+        locked.symbols_done += 1
+        locked.rows_written += written
+        locked.save(update_fields=["partials", "symbols_done", "rows_written"])
+        return locked.symbols_done == len(locked.symbols)
 
 
 def _materialize_symbol(view: FeatureView, symbol: str, *, full: bool) -> tuple[pd.DataFrame, int]:
-    """Returns the computed rows past warm-up (for quality) and the number of rows written."""
+    """Returns the rows to judge quality on and the number of rows written.
+
+    Quality rows: every computed row past the warm-up (full), or the recomputed recent window
+    past its warm-up, new rows included (incremental: never empty while the symbol has bars)."""
     names = view.feature_names
     since = None if full else view.rows.filter(symbol=symbol).aggregate(last=Max("ts"))["last"]
     bars = Bar.objects.filter(symbol=symbol, timeframe=view.timeframe)
@@ -209,20 +272,32 @@ def _materialize_symbol(view: FeatureView, symbol: str, *, full: bool) -> tuple[
     frame.insert(0, "symbol", symbol)
     computed = compute_features(frame, names)
     new = computed if since is None else computed[computed["ts"] > since]
-    written = _offline_write(view, symbol, new, names)
+    written = _offline_write(view, symbol, new, names, replace=since is None)
     if len(computed):
         _online_write(view, symbol, computed.iloc[-1], names)
     warm = max((FEATURE_SPECS[n].warmup_bars for n in names), default=0)
-    return new[new.index >= computed.index[0] + warm] if since is None else new, written
+    return computed[computed.index >= computed.index[0] + warm], written
 
 
-def _offline_write(view: FeatureView, symbol: str, frame: pd.DataFrame, names: list[str]) -> int:
+def _offline_write(
+    view: FeatureView, symbol: str, frame: pd.DataFrame, names: list[str], *, replace: bool = False
+) -> int:
+    """Store `frame`'s rows for `symbol`: an upsert on (view, symbol, ts), or with `replace`
+    (a full materialization) instead of every stored row of the symbol. Returns the count."""
+    if frame.empty and not replace:
+        return 0
     matrix = frame[names].to_numpy(dtype=float)
+    matrix[~np.isfinite(matrix)] = np.nan
+    stamps = frame["ts"].dt.to_pydatetime()
+    if connection.vendor == "postgresql":
+        return _offline_write_postgres(view, symbol, stamps, matrix, replace=replace)
     rows = [
-        FeatureRow(view=view, symbol=symbol, ts=ts, values=_json_values(values))
-        for ts, values in zip(frame["ts"].dt.to_pydatetime(), matrix, strict=True)
+        FeatureRow(view=view, symbol=symbol, ts=ts, values=values)
+        for ts, values in zip(stamps, matrix.tolist(), strict=True)
     ]
     with transaction.atomic():
+        if replace:
+            FeatureRow.objects.filter(view=view, symbol=symbol).delete()
         FeatureRow.objects.bulk_create(
             rows,
             batch_size=ROW_BATCH_SIZE,
@@ -233,18 +308,73 @@ def _offline_write(view: FeatureView, symbol: str, frame: pd.DataFrame, names: l
     return len(rows)
 
 
+# A full materialization replaces the symbol's rows: delete them and COPY the new ones straight
+# into the table, in one transaction (readers see the old rows until it commits). Incremental
+# rows go by binary COPY into a per-connection staging table, then one set-based upsert. Either
+# way the rows travel through psycopg's C encoders, not one INSERT parameter at a time.
+_COPY_COLUMNS = '(view_id, symbol, ts, "values")'
+_STAGE_SQL = (
+    "CREATE TEMP TABLE IF NOT EXISTS feature_row_stage "
+    '(ts timestamptz NOT NULL, "values" double precision[] NOT NULL) ON COMMIT DELETE ROWS'
+)
+_UPSERT_SQL = """
+INSERT INTO {table} (view_id, symbol, ts, "values")
+SELECT %s, %s, ts, "values" FROM feature_row_stage
+ON CONFLICT (view_id, symbol, ts) DO UPDATE SET "values" = EXCLUDED."values"
+"""
+
+
+def _offline_write_postgres(
+    view: FeatureView, symbol: str, stamps: np.ndarray, matrix: np.ndarray, *, replace: bool
+) -> int:
+    table = connection.ops.quote_name(FeatureRow._meta.db_table)
+    rows = zip(stamps, matrix.tolist(), strict=True)
+    with transaction.atomic(), connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg's own cursor: COPY is not part of the DB-API
+        if replace:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE view_id = %s AND symbol = %s", [view.pk, symbol]
+            )
+            with raw.copy(f"COPY {table} {_COPY_COLUMNS} FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["bigint", "varchar", "timestamptz", "float8[]"])
+                for ts, values in rows:
+                    copy.write_row((view.pk, symbol, ts, values))
+            return len(stamps)
+        cursor.execute(_STAGE_SQL)
+        cursor.execute("TRUNCATE feature_row_stage")  # an enclosing transaction may hold rows
+        with raw.copy('COPY feature_row_stage (ts, "values") FROM STDIN (FORMAT BINARY)') as copy:
+            copy.set_types(["timestamptz", "float8[]"])
+            for ts, values in rows:
+                copy.write_row((ts, values))
+        cursor.execute(_UPSERT_SQL.format(table=table), [view.pk, symbol])
+        return cursor.rowcount
+
+
 def _json_values(values: Iterable[float]) -> list[float | None]:
+    """Values for JSON consumers (the online store, the API): None where not finite."""
     return [float(v) if math.isfinite(v) else None for v in values]
 
 
-def _materialization_finish(
-    view: FeatureView,
-    job: MaterializationJob,
-    qualities: list[FeatureQuality],
-    newest: datetime | None,
-) -> MaterializationJob:
+def materialization_finish(*, view: FeatureView, job: MaterializationJob) -> MaterializationJob:
+    """Quality from the symbols' counts, the watermark, the job's status, and the events."""
     from features.metrics import record_view_quality
 
+    job.refresh_from_db()
+    if job.status == MaterializationJob.Status.FAILED:
+        return job
+    partials = list(job.partials.values())
+    stamps = [datetime.fromisoformat(p["newest"]) for p in partials if p["newest"]]
+    newest = max(stamps) if stamps else None
+    age = (timezone.now() - newest).total_seconds() if newest is not None else math.inf
+    fresh = freshness_score(age_seconds=age, timeframe_seconds=timeframe_seconds(view.timeframe))
+    qualities = [
+        quality_from_counts(
+            name,
+            [FeatureCounts(**p["features"][name]) for p in partials if name in p["features"]],
+            freshness=fresh,
+        )
+        for name in view.feature_names
+    ]
     quality = view_quality(qualities)
     with transaction.atomic():
         if newest is not None and (view.watermark is None or newest > view.watermark):
@@ -290,7 +420,7 @@ def _online_refill(view: FeatureView, symbols: Sequence[str]) -> dict[str, dict]
         if row is not None:
             entry = {
                 "ts": row["ts"].isoformat(),
-                "values": dict(zip(view.feature_names, row["values"], strict=True)),
+                "values": dict(zip(view.feature_names, _json_values(row["values"]), strict=True)),
             }
             cache.set(_online_key(view, symbol), entry, None)
             refilled[_online_key(view, symbol)] = entry
@@ -356,10 +486,10 @@ def point_in_time_join(
 # One index probe per entity row (the unique (view, symbol, ts) index, newest first): only the
 # matching rows leave the database, instead of every row in the entities' time range.
 _PIT_SQL = """
-SELECT e.ord, f.ts, f.vals
+SELECT e.ord, f.ts, f."values"
 FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS e(ord, symbol, ts)
 LEFT JOIN LATERAL (
-    SELECT r.ts, r."values"::text AS vals FROM {table} r
+    SELECT r.ts, r."values" FROM {table} r
     WHERE r.view_id = %s AND r.symbol = e.symbol
       AND r.ts <= e.ts AND r.ts >= e.ts - make_interval(secs => %s)
     ORDER BY r.ts DESC LIMIT 1
@@ -381,7 +511,8 @@ def _point_in_time_postgres(view: FeatureView, entities: pd.DataFrame) -> pd.Dat
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     names = view.feature_names
-    matrix = [json.loads(vals) if vals is not None else [None] * len(names) for _, _, vals in rows]
+    missing = [math.nan] * len(names)
+    matrix = [vals if vals is not None else missing for _, _, vals in rows]
     features = pd.DataFrame(matrix, columns=names, dtype=float)
     feature_ts = pd.to_datetime([ts for _, ts, _ in rows], utc=True).astype(UTC_NS)
     result = entities.sort_values("_row").reset_index(drop=True).drop(columns="_row")

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from features.store import feature_view_cache_clear
+from tradingsite.security.authdb import auth_connection
 from tradingsite.security.breakers import reset_breakers
 
 PASSWORD = "correct-Horse-battery-9"
@@ -31,11 +33,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def _fresh_shared_state() -> Iterator[None]:
-    """Rate-limit counters and breaker state must not leak from one test into the next."""
+    """Rate-limit counters, breaker state and resolved feature views (whose rows a test's
+    rollback removes) must not leak from one test into the next."""
     cache.clear()
     reset_breakers()
+    feature_view_cache_clear()
     yield
     reset_breakers()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _auth_connection_closed_before_teardown(django_db_setup: None) -> Iterator[None]:
+    """The token check's own connection (tradingsite.security.authdb) must be gone before
+    pytest-django drops the test database."""
+    yield
+    auth_connection.close()
 
 
 @pytest.fixture(autouse=True, scope="session")

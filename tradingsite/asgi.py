@@ -1,14 +1,15 @@
 """ASGI entry point: HTTP and websockets on one port (daphne, or gunicorn + uvicorn workers)."""
 
+import gc
 import logging
 import os
 
-from django.core.asgi import get_asgi_application
+from tradingsite.handlers import sync_chain_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingsite.settings")
 # django.setup() runs here, and with it the production startup validator: a misconfigured
 # production exits before the server binds its port.
-django_asgi_app = get_asgi_application()
+django_asgi_app = sync_chain_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -29,3 +30,8 @@ except Exception:
 application = ProtocolTypeRouter(protocols)
 
 log_startup_banner()
+
+# Everything imported so far lives as long as the process: move it out of the garbage
+# collector's generations, so collections during requests scan only request garbage (shorter
+# pauses in the latency tail) and forked workers do not touch (copy) the preloaded pages.
+gc.freeze()

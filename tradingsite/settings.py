@@ -86,7 +86,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
-    "tradingsite.observability.request_id.SyncChainMiddleware",  # one thread hop, not many
 ]
 
 ROOT_URLCONF = "tradingsite.urls"

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from features.models import FeatureDefinition, FeatureView, MaterializationJob
 from features.store import (
     FeatureStoreError,
+    feature_view_resolve,
     materialization_job_create,
     online_features,
     training_set_build,
@@ -59,15 +60,23 @@ class FeatureViewSerializer(serializers.ModelSerializer):
         return None if job is None else job.quality
 
 
-def _view(name: str, version: str | int | None = None) -> FeatureView:
+def _view(name: str, version: str | int | None = None, *, cached: bool = False) -> FeatureView:
+    """The view by name (latest) or ?version=; `cached` for definition-only reads."""
+    if version in (None, ""):
+        number = None
+    elif str(version).isdigit() and int(version) > 0:
+        number = int(version)
+    else:
+        raise ValidationError({"version": "must be a positive integer"})
+    if cached:
+        try:
+            return feature_view_resolve(name, number)
+        except FeatureView.DoesNotExist as exc:
+            raise NotFound(str(exc)) from exc
     views = FeatureView.objects.filter(name=name).order_by("-version")
-    if version not in (None, ""):
-        if not str(version).isdigit():
-            raise ValidationError({"version": "must be a positive integer"})
-        views = views.filter(version=int(version))
-    view = views.first()
+    view = (views if number is None else views.filter(version=number)).first()
     if view is None:
-        raise NotFound(f"no feature view {name!r}" + (f" version {version}" if version else ""))
+        raise NotFound(f"no feature view {name!r}" + (f" version {number}" if number else ""))
     return view
 
 
@@ -182,7 +191,7 @@ class FeatureViewOnlineView(APIView):
             raise ValidationError(
                 {"symbols": f"give 1 to {MAX_ONLINE_SYMBOLS} symbols, comma separated"}
             )
-        view = _view(name, request.query_params.get("version"))
+        view = _view(name, request.query_params.get("version"), cached=True)
         results = online_features(view=view, symbols=symbols)
         return Response({"view": view.name, "version": view.version, "results": results})
 

@@ -174,3 +174,50 @@ def test_parallel_refreshes_of_one_token_let_exactly_one_through(
 
     run_concurrently(refresh, 20)
     assert sorted(statuses) == [200] + [401] * 19
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_token_check_uses_its_own_connection_and_stays_authoritative(
+    api_client: APIClient, tokens: dict[str, str], user: Any
+) -> None:
+    """Committed data, as in production: the per-process auth connection answers, and a
+    revocation or a deactivation committed elsewhere counts on the very next request."""
+    from tradingsite.security.authdb import auth_connection
+
+    auth_connection.close()
+    assert api_client.get("/api/v1/ml/status").status_code == 200
+    assert auth_connection._conn is not None  # the request went through the dedicated path
+
+    user.is_active = False
+    user.save()
+    assert api_client.get("/api/v1/ml/status").status_code == 401
+    user.is_active = True
+    user.save()
+    assert api_client.get("/api/v1/ml/status").status_code == 200
+
+    revoke = api_client.post(
+        "/api/v1/auth/token/revoke/", {"refresh": tokens["refresh"]}, format="json"
+    )
+    assert revoke.status_code == 200
+    assert api_client.get("/api/v1/ml/status").status_code == 401
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_auth_connection_costs_no_request(api_client: APIClient) -> None:
+    """PostgreSQL drops the auth connection (a restart, a failover): that request is answered
+    through the ORM, and a later one reconnects."""
+    from django.db import connection
+
+    from tradingsite.security import authdb
+
+    assert api_client.get("/api/v1/ml/status").status_code == 200
+    backend_pid = authdb.auth_connection._conn.info.backend_pid
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
+    assert api_client.get("/api/v1/ml/status").status_code == 200
+    assert authdb.auth_connection._conn is None  # closed after the error; the ORM answered
+    authdb.auth_connection._failed_at = 0.0  # skip the one-second pause before reconnecting
+    assert api_client.get("/api/v1/ml/status").status_code == 200
+    assert authdb.auth_connection._conn.info.backend_pid != backend_pid

@@ -59,18 +59,3 @@ class RequestIdMiddleware:
             _request_id.reset(token)
         response[HEADER] = request_id
         return response
-
-
-class SyncChainMiddleware:
-    """Innermost and sync-only on purpose. Under ASGI, Django hops to a thread at every boundary
-    between async-capable and sync-only middleware; with this one innermost, the whole chain
-    runs synchronously after a single hop (our sync views run in that thread too)."""
-
-    sync_capable = True
-    async_capable = False
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)

@@ -1,10 +1,10 @@
 """Fixed-window rate limiting per client IP and route class, before authentication runs.
 
-Counting is `cache.add(key, 0, ttl)` followed by `cache.incr(key)`: both atomic on Redis (and on
-the in-process cache, which locks), so concurrent requests cannot slip through between a read and
-a write. Every key carries a TTL, so Redis' volatile-lru eviction may drop them safely. When the
-shared cache fails, an in-process limiter decides instead: each process then enforces the limit
-on its own, which is looser across processes but never unlimited.
+Counting is `SET key 0 EX ttl NX` then `INCR key`, pipelined in one round trip on Redis (on the
+in-process cache, `add` then `incr`, which lock): no read-then-write, so concurrent requests
+cannot slip through. Every key carries a TTL, so Redis' volatile-lru eviction may drop them
+safely. When the shared cache fails, an in-process limiter decides instead: each process then
+enforces the limit on its own, which is looser across processes but never unlimited.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django_redis import get_redis_connection
+from django_redis.cache import RedisCache
 
 from tradingsite.observability.metrics import RATE_LIMIT_FALLBACKS, RATE_LIMITED
 
@@ -66,6 +68,13 @@ def route_class(request: HttpRequest) -> str | None:
 
 def _count(key: str, ttl: int) -> int:
     try:
+        if isinstance(caches["default"], RedisCache):  # `cache` is a proxy: ask the backend
+            # One round trip: create the window's key with its TTL if absent, then count.
+            full_key = cache.make_key(key)
+            pipe = get_redis_connection("default").pipeline(transaction=False)
+            pipe.set(full_key, 0, ex=ttl, nx=True)
+            pipe.incr(full_key)
+            return int(pipe.execute()[1])
         cache.add(key, 0, timeout=ttl)
         return cache.incr(key)
     except Exception as exc:  # Redis down or slow: decide locally rather than fail open
