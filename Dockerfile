@@ -29,7 +29,7 @@ RUN env -u PROMETHEUS_MULTIPROC_DIR \
 # A non-root user owns the code, a writable var/ (Celery beat schedule) and the Prometheus
 # multiprocess directory (one file per gunicorn worker, merged by /metrics).
 RUN useradd --uid 10001 --user-group --home-dir /app --no-create-home --shell /usr/sbin/nologin app \
-    && mkdir -p /app/var /tmp/prometheus \
+    && mkdir -p /app/var/artifacts /tmp/prometheus \
     && chmod +x docker/entrypoint.sh \
     && chown -R app:app /app /tmp/prometheus
 

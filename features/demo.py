@@ -58,6 +58,11 @@ PROFILES = {
 OTHER_PROFILE = SymbolProfile(100.0, 0.20, 0.08, 1e6, 2)
 
 
+def late_regime_first_bar(n_bars: int) -> int:
+    """Index of a symbol's first bar in the late regime (each symbol has `n_bars` bars)."""
+    return n_bars - math.ceil(LATE_FRACTION * n_bars)
+
+
 def demo_bars(
     symbols: tuple[str, ...] = DEMO_SYMBOLS,
     n_bars: int = 1500,
@@ -69,7 +74,7 @@ def demo_bars(
     profiles = [PROFILES.get(symbol, OTHER_PROFILE) for symbol in symbols]
     rng = np.random.default_rng(seed)
     sigma = np.array([p.vol_annual / math.sqrt(_bars_per_year(p, timeframe)) for p in profiles])
-    late = np.arange(n_bars) >= n_bars - math.ceil(LATE_FRACTION * n_bars)
+    late = np.arange(n_bars) >= late_regime_first_bar(n_bars)
     scale = _volatility_scale(rng, n_bars, len(symbols))
     scale *= np.where(late, LATE_VOL_MULTIPLIER, 1.0)[:, None]
     drift = np.array([p.drift_annual for p in profiles]) - np.where(

@@ -72,3 +72,31 @@ class Event(models.Model):
             "previous_in_topic": self.previous_in_topic,
             "created_at": self.created_at.isoformat(),
         }
+
+
+class ApiToken(models.Model):
+    """A long-lived personal API token (`ts_…`) for scripts such as MLflow clients.
+
+    Only the token's SHA-256 is stored: the token itself is shown once, when it is created.
+    Revocation sets `revoked_at`; the database is asked on every request, so it takes effect
+    on the next one.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(
+        max_length=16, help_text="the token's first characters, to tell tokens apart"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

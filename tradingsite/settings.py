@@ -46,6 +46,10 @@ DEFAULT_FEATURE_VIEW = env.str("DEFAULT_FEATURE_VIEW", default="core_technical")
 SCHEDULER_HEARTBEAT_SECONDS = env.int("SCHEDULER_HEARTBEAT_SECONDS", default=60)
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=30)
 FEATURE_QUALITY_MIN = env.float("FEATURE_QUALITY_MIN", default=80.0)
+# Experiment tracking: content-addressed artifact blobs (empty: <TRADINGSITE_VAR_DIR>/artifacts)
+# and the largest artifact one upload may store.
+ARTIFACT_ROOT = Path(env.str("ARTIFACT_ROOT", default="") or VAR_DIR / "artifacts")
+ARTIFACT_MAX_UPLOAD_MB = env.int("ARTIFACT_MAX_UPLOAD_MB", default=512)
 
 INSTALLED_APPS = [
     "daphne",
@@ -203,6 +207,8 @@ CELERY_TIMEZONE = "UTC"
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Personal API tokens (`ts_…`) first: the JWT class would refuse them as malformed JWTs.
+        "tradingsite.security.api_tokens.ApiTokenAuthentication",
         "tradingsite.security.jwt.RevocationCheckingJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -249,6 +255,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "MaterializationStatusEnum": "features.models.MaterializationJob.Status",
         "HealthStatusEnum": ["ok", "degraded", "down"],
+        "RunStatusEnum": "experiments.models.Run.Status",
+        "MlflowViewTypeEnum": ["ACTIVE_ONLY", "DELETED_ONLY", "ALL"],
     },
 }
 
@@ -262,6 +270,7 @@ CSRF_TRUSTED_ORIGINS = sorted(
 RATE_LIMITS = {
     "auth": env.str("RATE_LIMIT_AUTH", default="10/60"),
     "api": env.str("RATE_LIMIT_API", default="600/60"),
+    "tracking": env.str("RATE_LIMIT_TRACKING", default="6000/60"),
 }
 
 # --- production hardening (seed §6): HTTPS redirect, HSTS, secure cookies -----------------------

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from experiments.mlflow_compat import urls as mlflow_urls
 from tradingsite.api.views import health_live
 from tradingsite.views import home
 
@@ -8,6 +9,10 @@ urlpatterns = [
     path("health", health_live, name="health"),
     path("health/", health_live),
     path("api/v1/", include("tradingsite.api.urls")),
+    # MLflow's REST API, so MLFLOW_TRACKING_URI can point at this site (experiments.mlflow_compat)
+    path("api/2.0/mlflow/", include(mlflow_urls.tracking_urlpatterns)),
+    path("api/2.0/mlflow-artifacts/", include(mlflow_urls.artifact_urlpatterns)),
+    path("api/3.0/mlflow/", include(mlflow_urls.v3_urlpatterns)),
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),  # GET /metrics
     path("", home, name="home"),

@@ -105,7 +105,12 @@ def test_ml_status_counts_what_the_apps_hold(api_client: APIClient) -> None:
     assert body["features"]["default_view_registered"] is True
     assert body["drift_monitor"]["last_scan"]["detail"] == "no models in PRODUCTION"
     assert body["drift_monitor"]["next_scan_due"] is not None
-    assert body["experiments"] == {"experiments": 0, "runs": 0, "runs_active": 0}
+    assert body["experiments"] == {
+        "experiments": 0,
+        "runs": 0,
+        "runs_active": 0,
+        "last_run_at": None,
+    }
     assert body["registry"]["production_versions"] == 0
 
 

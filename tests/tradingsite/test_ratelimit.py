@@ -102,3 +102,12 @@ def test_concurrent_logins_cannot_exceed_the_limit_on_redis(settings: Any) -> No
     run_concurrently(lambda: statuses.append(_login(Client(), REMOTE_ADDR="192.0.2.50")), 30)
     assert statuses.count(429) == 25
     assert statuses.count(401) == 5
+
+
+def test_tracking_calls_have_their_own_budget(settings: Any) -> None:
+    """MLflow's client logs a metric per call: /api/2.0/ does not eat the API budget."""
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "api": "2/60", "tracking": "3/60"}
+    client = Client()
+    tracking = [client.get("/api/2.0/mlflow/experiments/search").status_code for _ in range(4)]
+    assert tracking[-1] == 429 and 429 not in tracking[:3]
+    assert client.get("/api/v1/ml/status").status_code == 401  # the API bucket is untouched

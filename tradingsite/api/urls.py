@@ -1,6 +1,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from experiments.api import tokens as api_tokens
 from features.api import feature_views as fv
 from tradingsite.api import views
 
@@ -8,6 +9,8 @@ urlpatterns = [
     path("auth/token/", views.TokenObtainView.as_view(), name="auth-token"),
     path("auth/token/refresh/", views.TokenRefreshView.as_view(), name="auth-token-refresh"),
     path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="auth-token-revoke"),
+    path("auth/api-tokens/", api_tokens.ApiTokenListView.as_view(), name="api-tokens"),
+    path("auth/api-tokens/<int:pk>", api_tokens.ApiTokenRevokeView.as_view(), name="api-token"),
     path("health", views.HealthMatrixView.as_view(), name="api-health"),
     path("events", views.EventListView.as_view(), name="events"),
     path("ml/status", views.MlStatusView.as_view(), name="ml-status"),
@@ -31,6 +34,7 @@ urlpatterns = [
         fv.MaterializationJobDetailView.as_view(),
         name="materialization-job",
     ),
+    path("", include("experiments.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

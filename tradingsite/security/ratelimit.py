@@ -63,6 +63,8 @@ def route_class(request: HttpRequest) -> str | None:
         path.startswith("/admin/login") and request.method == "POST"
     ):
         return "auth"
+    if path.startswith("/api/2.0/"):
+        return "tracking"  # training scripts log metrics one call at a time (MLflow's client)
     return "api"
 
 

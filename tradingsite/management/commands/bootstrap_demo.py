@@ -1,4 +1,5 @@
-"""`make run`'s demo set-up: a login for the newcomer and demo market bars (development only)."""
+"""`make run`'s demo set-up: a login for the newcomer, demo market bars, the default feature view
+and a tracked training run (development only)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from features.demo import demo_bars
+from experiments.models import Run
+from experiments.train import DEFAULT_EXPERIMENT, model_train
+from features.demo import DEMO_SYMBOLS, demo_bars, late_regime_first_bar
 from features.models import Bar
 from features.services import bars_upsert
 from features.store import feature_view_ensure_default
@@ -40,11 +43,35 @@ class Command(BaseCommand):
                 f"Feature view {view}: {job.rows_written} rows materialized, "
                 f"quality {job.quality.get('score')}."
             )
+        self._train_demo_model()
         self.stdout.write(
             f"Log in as {DEMO_USERNAME} / {DEMO_PASSWORD} (browser), or get an API token with:\n"
             f"  curl -s -X POST localhost:{settings.PORT}/api/v1/auth/token/ "
             f"-H 'Content-Type: application/json' "
             f'-d \'{{"username":"{DEMO_USERNAME}","password":"{DEMO_PASSWORD}"}}\''
+        )
+
+    def _train_demo_model(self) -> None:
+        """Seed §10 step 5: one tracked training run, on the bars before the demo's late regime
+        change, so that drift monitoring later compares the new regime with what it learned."""
+        if Run.objects.filter(experiment__name=DEFAULT_EXPERIMENT).exists():
+            return
+        symbols = [s for s in DEMO_SYMBOLS if Bar.objects.filter(symbol=s, timeframe="1d").exists()]
+        if not symbols:
+            return
+        ends = []
+        for symbol in symbols:
+            stamps = (
+                Bar.objects.filter(symbol=symbol, timeframe="1d")
+                .order_by("ts")
+                .values_list("ts", flat=True)
+            )
+            ends.append(stamps[late_regime_first_bar(stamps.count()) - 1])
+        run = model_train(symbols=symbols, end=min(ends), run_name="demo", source="bootstrap_demo")
+        latest = dict(run.latest_metrics.values_list("key", "value"))
+        self.stdout.write(
+            f"Trained demo run {run.run_uuid} on bars up to {min(ends):%Y-%m-%d}: accuracy "
+            f"{latest.get('accuracy', float('nan')):.3f}, ROC AUC {latest.get('roc_auc', 0):.3f}."
         )
 
     def _load_demo_bars(self) -> None:

@@ -1,0 +1,37 @@
+"""Errors of the experiment tracker, each with MLflow's error code and both APIs' HTTP status.
+
+Services raise these; the native API turns them into `{"detail", "code"}` bodies and the MLflow
+API into MLflow's `{"error_code", "message"}`, with the status MLflow's server uses.
+"""
+
+from __future__ import annotations
+
+
+class TrackingError(Exception):
+    error_code = "INVALID_PARAMETER_VALUE"
+    mlflow_status = 400
+    native_status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidParameterError(TrackingError):
+    """Bad input: a malformed value, a limit exceeded, a param overwritten, a deleted run."""
+
+
+class PayloadTooLargeError(InvalidParameterError):
+    native_status = 413
+
+
+class ResourceDoesNotExistError(TrackingError):
+    error_code = "RESOURCE_DOES_NOT_EXIST"
+    mlflow_status = 404
+    native_status = 404
+
+
+class ResourceAlreadyExistsError(TrackingError):
+    error_code = "RESOURCE_ALREADY_EXISTS"
+    mlflow_status = 400  # MLflow's status for this code; the native API says 409
+    native_status = 409
