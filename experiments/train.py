@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "next-bar-direction"
 LABEL_NAME = "next_bar_direction"
-MODEL_ARTIFACT = "model/model.pkl"
+MODEL_ARTIFACT = "model/model.json"
 REFERENCE_ARTIFACT = "reference/statistics.json"
 FOLDS_ARTIFACT = "validation/folds.json"
 PREDICTIONS_ARTIFACT = "validation/oof_predictions.csv"
@@ -208,7 +208,7 @@ def _fit_and_log(
         run=run,
         name=MODEL_ARTIFACT,
         data=model_to_bytes(result.model),
-        content_type="application/octet-stream",
+        content_type="application/json",
     )
     reference = result.reference_statistics(sample_size=REFERENCE_SAMPLE_SIZE)
     run_artifact_store(

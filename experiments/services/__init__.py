@@ -10,7 +10,7 @@ For the training pipeline, the short path is:
     run = run_create(experiment=experiment, name="walk-forward", source="manage.py train")
     run_link_feature_view(run=run, feature_view=view, training_set={...})
     run_log_batch(run=run, params={"C": 1.0}, metrics={"accuracy": 0.54}, step=fold)
-    run_artifact_store(run=run, name="model/model.pkl", data=model_bytes)
+    run_artifact_store(run=run, name="model/model.json", data=model_bytes)
     run_finish(run=run)                       # or run_finish(run=run, status=Run.Status.FAILED)
 """
 

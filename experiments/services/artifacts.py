@@ -35,7 +35,7 @@ def run_artifact_store(
     data: bytes | IO[bytes] | Iterable[bytes],
     content_type: str = "",
 ) -> Artifact:
-    """Store `data` as the run's artifact `name` (e.g. "model/model.pkl").
+    """Store `data` as the run's artifact `name` (e.g. "model/model.json").
 
     The bytes go to the content-addressed store (sha256 computed here, on the server); the row
     maps the name to that hash. The name is validated before a byte is read: a bad name writes
