@@ -35,7 +35,9 @@ def metric_rows_insert(rows: Sequence[MetricRow]) -> None:
     history, _, columns = _names()
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql" and len(rows) >= COPY_MIN_ROWS:
-            with cursor.cursor.copy(f"COPY {history} ({columns}) FROM STDIN") as copy:
+            copy_sql = f"COPY {history} ({columns}) FROM STDIN (FORMAT BINARY)"
+            with cursor.cursor.copy(copy_sql) as copy:
+                copy.set_types(["int8", "varchar", "float8", "bool", "int8", "int8"])
                 for row in rows:
                     copy.write_row(row)
         elif connection.vendor == "postgresql":  # a few rows: one INSERT beats COPY's set-up
