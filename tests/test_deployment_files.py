@@ -122,7 +122,7 @@ def test_api_worker_and_beat_share_one_production_environment() -> None:
 
 def test_app_environment_points_at_the_postgres_and_redis_services() -> None:
     api_env = _environment(_compose()["services"]["api"])
-    database = database_config(api_env["DATABASE_URL"], base_dir=ROOT, pooled=True)
+    database = database_config(api_env["DATABASE_URL"], base_dir=ROOT, persistent=True)
     assert database["ENGINE"] == "django.db.backends.postgresql"
     assert database["HOST"] == "postgres"
     assert api_env["REDIS_URL"].startswith("redis://redis:")
@@ -271,9 +271,13 @@ def test_env_example_documents_each_variable_with_a_comment_above_it(name: str) 
 def test_settings_read_the_variables_the_env_example_is_checked_against() -> None:
     # Guards the regex above: if it stopped matching, the parametrized test would check nothing.
     names = _settings_variables()
-    assert {"ENVIRONMENT", "JWT_SECRET", "DATABASE_URL", "LOG_LEVEL", "DB_POOL_MAX_SIZE"} <= set(
-        names
-    )
+    assert {
+        "ENVIRONMENT",
+        "JWT_SECRET",
+        "DATABASE_URL",
+        "LOG_LEVEL",
+        "DB_CONN_MAX_AGE_SECONDS",
+    } <= set(names)
 
 
 def test_env_example_leaves_the_secrets_as_invalid_placeholders() -> None:
@@ -297,6 +301,6 @@ def test_env_example_uses_the_production_sample_of_the_seed() -> None:
 def test_env_example_database_url_shows_the_accepted_asyncpg_form() -> None:
     value = _env_example_assignments()["DATABASE_URL"][0]
     assert value.startswith("postgresql+asyncpg://")
-    database = database_config(value, base_dir=ROOT, pooled=True)
+    database = database_config(value, base_dir=ROOT, persistent=True)
     assert database["ENGINE"] == "django.db.backends.postgresql"
     assert database["NAME"] == "trading"

@@ -22,7 +22,7 @@ def parse_csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def database_config(url: str, *, base_dir: Path, pooled: bool) -> dict[str, Any]:
+def database_config(url: str, *, base_dir: Path, persistent: bool) -> dict[str, Any]:
     """Django DATABASES entry for `url` (empty: SQLite file in `base_dir`)."""
     if not url:
         url = "sqlite:///db.sqlite3"
@@ -48,13 +48,11 @@ def database_config(url: str, *, base_dir: Path, pooled: bool) -> dict[str, Any]
         "CONN_HEALTH_CHECKS": True,
         "CONN_MAX_AGE": 0,
     }
-    if pooled:
-        # psycopg_pool; Django checks each connection before handing it out.
-        config["OPTIONS"]["pool"] = {
-            "min_size": int(os.environ.get("DB_POOL_MIN_SIZE", "1")),
-            "max_size": int(os.environ.get("DB_POOL_MAX_SIZE", "10")),
-            "timeout": float(os.environ.get("DB_POOL_TIMEOUT_SECONDS", "5")),
-        }
+    if persistent:
+        # Each request thread (tradingsite.handlers: a fixed pool per process) keeps its
+        # connection between requests, checked for usability at its first use in a request;
+        # WORKERS x REQUEST_THREADS (+ Celery) connections at most.
+        config["CONN_MAX_AGE"] = int(os.environ.get("DB_CONN_MAX_AGE_SECONDS", "300"))
     return config
 
 

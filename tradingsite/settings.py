@@ -46,6 +46,8 @@ DEFAULT_FEATURE_VIEW = env.str("DEFAULT_FEATURE_VIEW", default="core_technical")
 SCHEDULER_HEARTBEAT_SECONDS = env.int("SCHEDULER_HEARTBEAT_SECONDS", default=60)
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=30)
 FEATURE_QUALITY_MIN = env.float("FEATURE_QUALITY_MIN", default=80.0)
+# The promotion policy file (YAML or JSON); empty: the documented registry/policy_default.yaml.
+PROMOTION_POLICY_FILE = env.str("PROMOTION_POLICY_FILE", default="")
 # Experiment tracking: content-addressed artifact blobs (empty: <TRADINGSITE_VAR_DIR>/artifacts)
 # and the largest artifact one upload may store.
 ARTIFACT_ROOT = Path(env.str("ARTIFACT_ROOT", default="") or VAR_DIR / "artifacts")
@@ -111,7 +113,10 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": database_config(DATABASE_URL, base_dir=BASE_DIR, pooled=IS_PRODUCTION)}
+DATABASES = {"default": database_config(DATABASE_URL, base_dir=BASE_DIR, persistent=IS_PRODUCTION)}
+# Threads per server process that run requests (tradingsite.handlers); each keeps one database
+# connection in production.
+REQUEST_THREADS = env.int("REQUEST_THREADS", default=8)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

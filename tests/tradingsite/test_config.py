@@ -8,14 +8,15 @@ BASE = Path("/srv/app")
 
 
 def test_no_url_means_sqlite_in_the_project_folder() -> None:
-    config = database_config("", base_dir=BASE, pooled=False)
+    config = database_config("", base_dir=BASE, persistent=False)
     assert config["ENGINE"] == "django.db.backends.sqlite3"
     assert config["NAME"] == "/srv/app/db.sqlite3"
 
 
 def test_absolute_sqlite_paths_stay_absolute() -> None:
     assert (
-        database_config("sqlite:////tmp/x.db", base_dir=BASE, pooled=False)["NAME"] == "/tmp/x.db"
+        database_config("sqlite:////tmp/x.db", base_dir=BASE, persistent=False)["NAME"]
+        == "/tmp/x.db"
     )
 
 
@@ -29,7 +30,7 @@ def test_absolute_sqlite_paths_stay_absolute() -> None:
     ],
 )
 def test_every_postgres_url_form_gives_the_same_connection(url: str) -> None:
-    config = database_config(url, base_dir=BASE, pooled=False)
+    config = database_config(url, base_dir=BASE, persistent=False)
     assert config["ENGINE"] == "django.db.backends.postgresql"
     assert (config["NAME"], config["USER"], config["PASSWORD"]) == ("trading", "user", "p@ss")
     assert (config["HOST"], config["PORT"]) == ("db.example", "6543")
@@ -37,20 +38,23 @@ def test_every_postgres_url_form_gives_the_same_connection(url: str) -> None:
     assert config["OPTIONS"]["connect_timeout"] == 2
 
 
-def test_production_uses_a_connection_pool() -> None:
-    config = database_config("postgresql://u@h/db", base_dir=BASE, pooled=True)
-    assert config["OPTIONS"]["pool"]["max_size"] >= 1
-    assert config["CONN_MAX_AGE"] == 0  # Django refuses persistent connections with a pool
+def test_production_keeps_health_checked_connections_per_request_thread() -> None:
+    config = database_config("postgresql://u@h/db", base_dir=BASE, persistent=True)
+    assert "pool" not in config["OPTIONS"]
+    assert config["CONN_MAX_AGE"] == 300 and config["CONN_HEALTH_CHECKS"] is True
+    assert (
+        database_config("postgresql://u@h/db", base_dir=BASE, persistent=False)["CONN_MAX_AGE"] == 0
+    )
 
 
 def test_an_unknown_scheme_names_the_variable() -> None:
     with pytest.raises(ConfigError, match="DATABASE_URL"):
-        database_config("mysql://u@h/db", base_dir=BASE, pooled=False)
+        database_config("mysql://u@h/db", base_dir=BASE, persistent=False)
 
 
 def test_a_postgres_url_without_database_name_is_refused() -> None:
     with pytest.raises(ConfigError, match="database name"):
-        database_config("postgresql://u@h:5432/", base_dir=BASE, pooled=False)
+        database_config("postgresql://u@h:5432/", base_dir=BASE, persistent=False)
 
 
 def test_csv_lists_drop_blanks() -> None:

@@ -2,10 +2,9 @@
 
 Every authenticated request needs the user row and whether the token's jti is revoked, and the
 database is the authority for both (revocation and deactivation take effect on the next request
-on every worker, reliability.md T10). Under ASGI each request runs in a fresh thread, so Django's
-per-thread connection is checked out of the pool (with its health-check query) for every request;
-for a request that needs nothing else from the database (the online feature lookup) that was
-two thirds of its time. Here each process keeps one connection for this one query.
+on every worker, reliability.md T10). This process-wide connection answers that one query
+without touching the request thread's own connection, so a request that needs nothing else
+from the database (the online feature lookup) opens no transaction and no checkout at all.
 
 Used only outside transactions: inside one (tests, ATOMIC_REQUESTS) the caller's connection must
 see its own uncommitted rows, so the ORM answers instead. Any error closes the connection, and
