@@ -4,7 +4,8 @@ from datetime import timedelta
 
 from django.conf import settings
 
-from drift.models import DriftScan
+from drift.models import DriftReport, DriftScan
+from registry.models import ModelVersion
 from registry.selectors import production_versions
 
 
@@ -29,3 +30,13 @@ def drift_monitor_state() -> dict[str, object]:
         "next_scan_due": (last.started_at + interval).isoformat() if last else None,
         "scans_total": DriftScan.objects.count(),
     }
+
+
+def open_high_drift(*, model_version: ModelVersion) -> DriftReport | None:
+    """The version's latest drift report if its severity is HIGH (the drift is still open)."""
+    latest = (
+        DriftReport.objects.filter(model_version=model_version)
+        .order_by("-window_end", "-created_at", "-id")
+        .first()
+    )
+    return latest if latest is not None and latest.severity == DriftReport.Severity.HIGH else None

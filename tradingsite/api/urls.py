@@ -34,6 +34,7 @@ urlpatterns = [
         fv.MaterializationJobDetailView.as_view(),
         name="materialization-job",
     ),
+    path("models/", include("registry.api.urls")),
     path("", include("experiments.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -1,5 +1,5 @@
-"""`make run`'s demo set-up: a login for the newcomer, demo market bars, the default feature view
-and a tracked training run (development only)."""
+"""`make run`'s demo set-up: a login for the newcomer, demo market bars, the default feature view,
+a tracked training run, and its model registered and in Production (development only)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,16 @@ from features.demo import DEMO_SYMBOLS, demo_bars, late_regime_first_bar
 from features.models import Bar
 from features.services import bars_upsert
 from features.store import feature_view_ensure_default
+from registry.models import RegisteredModel, Stage
+from registry.services import model_version_create_from_run, policy_check, version_transition
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "admin"  # noqa: S105 - development profile only; refused in production
+DEMO_MODEL = "next-bar-direction"
+# The demo bars are a random walk with a late regime change: the model has no edge (accuracy and
+# ROC AUC ~0.5), so the default policy's metric floors refuse it, by design. The demo admin
+# overrides them with this recorded justification; the hash and permission rules still apply.
+DEMO_OVERRIDE = "demo model, no edge expected"
 
 
 class Command(BaseCommand):
@@ -44,6 +51,7 @@ class Command(BaseCommand):
                 f"quality {job.quality.get('score')}."
             )
         self._train_demo_model()
+        self._register_demo_model()
         self.stdout.write(
             f"Log in as {DEMO_USERNAME} / {DEMO_PASSWORD} (browser), or get an API token with:\n"
             f"  curl -s -X POST localhost:{settings.PORT}/api/v1/auth/token/ "
@@ -72,6 +80,39 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Trained demo run {run.run_uuid} on bars up to {min(ends):%Y-%m-%d}: accuracy "
             f"{latest.get('accuracy', float('nan')):.3f}, ROC AUC {latest.get('roc_auc', 0):.3f}."
+        )
+
+    def _register_demo_model(self) -> None:
+        """Register the demo run's model as next-bar-direction v1 and promote it to Production
+        through the promotion policy, as the demo admin (once: skipped if the model exists)."""
+        if RegisteredModel.objects.filter(name=DEMO_MODEL).exists():
+            return
+        run = (
+            Run.objects.filter(
+                experiment__name=DEFAULT_EXPERIMENT, name="demo", status=Run.Status.FINISHED
+            )
+            .order_by("-start_time")
+            .first()
+        )
+        if run is None:
+            return
+        admin = get_user_model().objects.get(username=DEMO_USERNAME)
+        version = model_version_create_from_run(
+            model_name=DEMO_MODEL, run=run, user=admin, description="bootstrap_demo's model"
+        )
+        check = policy_check(version=version, to_stage=Stage.PRODUCTION, actor=admin)
+        failed = [r.rule for r in check.results if not r.passed]
+        transition = version_transition(
+            version=version,
+            to_stage=Stage.PRODUCTION,
+            actor=admin,
+            reason="demo",
+            override_justification=DEMO_OVERRIDE if failed else "",
+        )
+        how = f"overriding {', '.join(failed)} ({DEMO_OVERRIDE!r})" if failed else "policy passed"
+        self.stdout.write(
+            f"Registered {DEMO_MODEL} v{version.version} and promoted it to Production "
+            f"({transition.outcome}: {how})."
         )
 
     def _load_demo_bars(self) -> None:
