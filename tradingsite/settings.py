@@ -42,6 +42,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 DATABASE_URL = env.str("DATABASE_URL", default="")
 
 DRIFT_INTERVAL_SECONDS = env.int("DRIFT_INTERVAL_SECONDS", default=3600)
+# Bars of recent features per scan window, compared with the reference (per symbol, in time).
+DRIFT_WINDOW_BARS = env.int("DRIFT_WINDOW_BARS", default=60)
 DEFAULT_FEATURE_VIEW = env.str("DEFAULT_FEATURE_VIEW", default="core_technical")
 SCHEDULER_HEARTBEAT_SECONDS = env.int("SCHEDULER_HEARTBEAT_SECONDS", default=60)
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=30)
