@@ -12,7 +12,9 @@ In one run, on this machine:
     the full `mlflow` package in a bench-only virtualenv (var/bench/mlflow-venv, created on
     first use; skipped with a reason when it cannot be installed);
 plus `search_runs` latency (MLflow client, filter on a metric, a param and a tag, ordered by a
-metric, 100 results) at 10,000 and at 100,000 runs in one experiment.
+metric, 100 results) at 10,000 and at 100,000 runs in one experiment; and, for information, the
+MLflow client against an app that answers `{}` at once (bench/empty_asgi.py): what the client
+itself costs per call, a floor under (a) that no server can go below.
 
 Targets: single log_metric <= 3 ms p50 over HTTP; MLflow-client log_batch >= 5x MLflow's local
 store; native batch >= 10x it and >= 65,000 metrics/s; search at 100,000 runs < 1 s.
@@ -276,6 +278,8 @@ def main() -> int:
                 searches.append((size, *json.loads(searched.stdout.strip().splitlines()[-1])))
         finally:
             stop_process(server)
+        progress("info: MLflow client -> an empty server")
+        client_only = empty_server_workload(client_env)
 
         progress("(c) MLflow client -> MLflow's local sqlite store")
         python, pin = mlflow_venv_python()
@@ -287,11 +291,28 @@ def main() -> int:
             store.mkdir()
             theirs = workload(python, f"sqlite:///{store / 'mlflow.db'}", dict(os.environ))
 
-    report(ours, native_n, native_s, theirs, skipped, pin, searches)
+    report(ours, native_n, native_s, theirs, skipped, pin, searches, client_only)
     return 0
 
 
-def report(ours, native_n, native_s, theirs, skipped, pin, searches) -> None:  # noqa: ANN001
+def empty_server_workload(env: dict[str, str]) -> dict:
+    from tests.support import free_port, stop_process, wait_for_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.empty_asgi:app", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, server)
+        return workload(sys.executable, f"http://127.0.0.1:{port}", env, "--client-only",
+                        "--one-by-one", "2000")  # fmt: skip
+    finally:
+        stop_process(server)
+
+
+def report(ours, native_n, native_s, theirs, skipped, pin, searches, client_only) -> None:  # noqa: ANN001
     def rate(result: dict, kind: str) -> float:
         if kind == "one":
             return result["one_by_one"] / result["one_by_one_s"]
@@ -325,6 +346,11 @@ def report(ours, native_n, native_s, theirs, skipped, pin, searches) -> None:  #
         theirs and rate(theirs, "batch"), "metrics/s  (target >= 10x and >= 65,000/s)")  # fmt: skip
     row("runs created (create_run + set_terminated)", rate(ours, "runs"),
         theirs and rate(theirs, "runs"), "runs/s")  # fmt: skip
+    print(
+        f"  info: the MLflow client alone (empty server): log_metric p50 "
+        f"{client_only['log_metric_p50_ms']:.2f} ms, log_batch(1,000) "
+        f"{client_only['batch_metrics'] / client_only['batch_s']:,.0f} metrics/s"
+    )
     if skipped:
         print(f"  MLflow baseline skipped: {skipped}")
     for size, p50, worst, found in searches:

@@ -21,6 +21,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1_000)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument(
+        "--client-only",
+        action="store_true",
+        help="the server is bench/empty_asgi.py: time only the client's calls (no runs exist)",
+    )
+    parser.add_argument(
         "--behind-tls-proxy",
         action="store_true",
         help="send X-Forwarded-Proto: https, as the TLS proxy in front of production would",
@@ -36,6 +41,9 @@ def main() -> None:
 
     mlflow.set_tracking_uri(args.tracking_uri)
     client = MlflowClient(tracking_uri=args.tracking_uri)
+    if args.client_only:
+        _client_only(client, args)
+        return
     name = f"bench-{time.time_ns()}"
     experiment_id = client.create_experiment(name)
 
@@ -79,6 +87,36 @@ def main() -> None:
                 "batch_s": batch_s,
                 "runs": args.runs,
                 "runs_s": runs_s,
+            }
+        )
+    )
+
+
+def _client_only(client, args) -> None:  # noqa: ANN001
+    from mlflow.entities import Metric
+
+    run_id = "0" * 32
+    calls = []
+    for step in range(args.one_by_one):
+        t = time.perf_counter()
+        client.log_metric(run_id, "loss", 1.0 / (step + 1), step=step)
+        calls.append(time.perf_counter() - t)
+    now = int(time.time() * 1000)
+    started = time.perf_counter()
+    for b in range(args.batches):
+        metrics = [
+            Metric(key=f"m{i % 50}", value=float(i), timestamp=now, step=b * args.batch_size + i)
+            for i in range(args.batch_size)
+        ]
+        client.log_batch(run_id, metrics=metrics)
+    batch_s = time.perf_counter() - started
+    calls.sort()
+    print(
+        json.dumps(
+            {
+                "log_metric_p50_ms": statistics.median(calls) * 1000,
+                "batch_metrics": args.batches * args.batch_size,
+                "batch_s": batch_s,
             }
         )
     )
