@@ -76,17 +76,6 @@ def bench_env(var: Path) -> dict[str, str]:
     return env
 
 
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = parts._replace(path="/postgres").geturl()
-    name = parts.path.lstrip("/")
-    with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         env = bench_env(Path(tmp))
@@ -98,7 +87,9 @@ def main() -> int:
             reason = " / ".join(problem.stderr.strip().splitlines()) or "services unreachable"
             print(f"feature store bench skipped: {reason}")
             return 0
-        ensure_database(DATABASE_URL)
+        from tests.support import postgres_database
+
+        postgres_database(DATABASE_URL)
         for args in (
             ["migrate", "--noinput"],
             ["create_api_user", USERNAME, "--password-env", "BENCH_PASSWORD"],

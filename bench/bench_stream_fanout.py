@@ -132,9 +132,9 @@ def run_profile(profile: str) -> list[dict[str, float]] | str:
             )  # fmt: skip
             if problem.returncode:
                 return f"skipped: {problem.stderr.strip()}"
-            from tests.e2e.test_production_profile import _ensure_database
+            from tests.support import postgres_database
 
-            _ensure_database(env["DATABASE_URL"])
+            postgres_database(env["DATABASE_URL"])
         for args in (
             ["migrate", "--noinput"],
             ["create_api_user", "ops", "--password-env", "OPS_PASSWORD"],

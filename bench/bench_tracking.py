@@ -35,7 +35,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -69,16 +68,6 @@ def bench_env(var: Path) -> dict[str, str]:
         RATE_LIMIT_API="1000000/60",
         BENCH_PASSWORD=PASSWORD,
     )
-
-
-def fresh_database() -> None:
-    import psycopg
-
-    parts = urlsplit(DATABASE_URL)
-    name = parts.path.lstrip("/")
-    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def manage(env: dict[str, str], *args: str) -> str:
@@ -231,7 +220,7 @@ def search_latency(uri: str, experiment_id: str) -> tuple[float, float, int]:
 
 
 def main() -> int:
-    from tests.support import free_port, stop_process, wait_for_port
+    from tests.support import free_port, postgres_database, stop_process, wait_for_port
 
     with tempfile.TemporaryDirectory() as tmp:
         var = Path(tmp)
@@ -244,7 +233,7 @@ def main() -> int:
         import redis
 
         redis.Redis.from_url(REDIS_URL).flushdb()
-        fresh_database()
+        postgres_database(DATABASE_URL, fresh=True)
         manage(env, "migrate", "--noinput")
         manage(env, "create_api_user", USERNAME, "--password-env", "BENCH_PASSWORD")
         token = manage(env, "create_api_token", USERNAME, "--name", "bench").strip()

@@ -36,7 +36,6 @@ def main() -> None:
 
     if args.behind_tls_proxy:
         _send_forwarded_proto()
-    from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(args.tracking_uri)
@@ -48,25 +47,13 @@ def main() -> None:
     experiment_id = client.create_experiment(name)
 
     run = client.create_run(experiment_id, run_name="one-by-one")
-    calls = []
     started = time.perf_counter()
-    for step in range(args.one_by_one):
-        t = time.perf_counter()
-        client.log_metric(run.info.run_id, "loss", 1.0 / (step + 1), step=step)
-        calls.append(time.perf_counter() - t)
+    calls = _log_one_by_one(client, run.info.run_id, args.one_by_one)
     one_s = time.perf_counter() - started
     client.set_terminated(run.info.run_id)
 
     run = client.create_run(experiment_id, run_name="batches")
-    now = int(time.time() * 1000)
-    started = time.perf_counter()
-    for b in range(args.batches):
-        metrics = [
-            Metric(key=f"m{i % 50}", value=float(i), timestamp=now, step=b * args.batch_size + i)
-            for i in range(args.batch_size)
-        ]
-        client.log_batch(run.info.run_id, metrics=metrics)
-    batch_s = time.perf_counter() - started
+    batch_s = _log_batches(client, run.info.run_id, args.batches, args.batch_size)
     client.set_terminated(run.info.run_id)
 
     started = time.perf_counter()
@@ -75,7 +62,6 @@ def main() -> None:
         client.set_terminated(created.info.run_id)
     runs_s = time.perf_counter() - started
 
-    calls.sort()
     print(
         json.dumps(
             {
@@ -92,25 +78,35 @@ def main() -> None:
     )
 
 
-def _client_only(client, args) -> None:  # noqa: ANN001
-    from mlflow.entities import Metric
-
-    run_id = "0" * 32
+def _log_one_by_one(client, run_id: str, count: int) -> list[float]:  # noqa: ANN001
+    """`count` log_metric calls; the seconds each took, sorted."""
     calls = []
-    for step in range(args.one_by_one):
+    for step in range(count):
         t = time.perf_counter()
         client.log_metric(run_id, "loss", 1.0 / (step + 1), step=step)
         calls.append(time.perf_counter() - t)
+    return sorted(calls)
+
+
+def _log_batches(client, run_id: str, batches: int, size: int) -> float:  # noqa: ANN001
+    """`batches` log_batch calls of `size` metrics (50 keys); the seconds they took."""
+    from mlflow.entities import Metric
+
     now = int(time.time() * 1000)
     started = time.perf_counter()
-    for b in range(args.batches):
+    for b in range(batches):
         metrics = [
-            Metric(key=f"m{i % 50}", value=float(i), timestamp=now, step=b * args.batch_size + i)
-            for i in range(args.batch_size)
+            Metric(key=f"m{i % 50}", value=float(i), timestamp=now, step=b * size + i)
+            for i in range(size)
         ]
         client.log_batch(run_id, metrics=metrics)
-    batch_s = time.perf_counter() - started
-    calls.sort()
+    return time.perf_counter() - started
+
+
+def _client_only(client, args) -> None:  # noqa: ANN001
+    run_id = "0" * 32  # bench/empty_asgi.py answers {} whatever the run
+    calls = _log_one_by_one(client, run_id, args.one_by_one)
+    batch_s = _log_batches(client, run_id, args.batches, args.batch_size)
     print(
         json.dumps(
             {

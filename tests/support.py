@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.db import connection
 
@@ -107,3 +108,18 @@ def manage(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.C
         text=True,
         timeout=timeout,
     )
+
+
+def postgres_database(url: str, *, fresh: bool = False) -> None:
+    """Create the database `url` names if it is missing (with `fresh`: drop it first, even while
+    other sessions use it), connecting as the same user to the `postgres` database."""
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = parts._replace(scheme="postgresql", path="/postgres").geturl()
+    name = parts.path.lstrip("/")
+    with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+        if fresh:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')

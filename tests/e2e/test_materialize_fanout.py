@@ -6,13 +6,19 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 import redis
 
-from tests.support import PYTHON, ROOT, manage, production_env, stop_process
+from tests.support import (
+    PYTHON,
+    ROOT,
+    manage,
+    postgres_database,
+    production_env,
+    stop_process,
+)
 
 DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/tradingsite_e2e_fanout"
 SYMBOLS = [f"S{i:02d}" for i in range(16)]
@@ -26,15 +32,6 @@ view, _ = feature_view_register(name="fanout")
 print(materialization_job_create(view=view, mode="full").pk)
 """
 SEND = "from features.tasks import feature_view_materialize_task as t; t.delay({job})"
-
-
-def _fresh_database() -> None:
-    parts = urlsplit(DATABASE_URL)
-    admin = parts._replace(path="/postgres").geturl()
-    name = parts.path.lstrip("/")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _worker(name: str, env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -59,7 +56,7 @@ def _wait_ready(log: Path, timeout: float = 60) -> None:
 def test_two_workers_share_a_job_and_it_finishes_once(tmp_path: Path) -> None:
     redis_url = "redis://127.0.0.1:6379/7"  # its own broker database: no stray tasks
     redis.Redis.from_url(redis_url).flushdb()
-    _fresh_database()
+    postgres_database(DATABASE_URL, fresh=True)
     env = production_env(DATABASE_URL=DATABASE_URL, REDIS_URL=redis_url,
                          TRADINGSITE_VAR_DIR=str(tmp_path))  # fmt: skip
     assert manage("migrate", "--noinput", env=env).returncode == 0

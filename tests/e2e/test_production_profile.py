@@ -8,10 +8,8 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import jwt
-import psycopg
 import pytest
 import requests
 
@@ -20,6 +18,7 @@ from tests.support import (
     ROOT,
     free_port,
     manage,
+    postgres_database,
     production_env,
     start_daphne,
     stop_process,
@@ -30,20 +29,11 @@ HTTPS = {"X-Forwarded-Proto": "https"}
 PASSWORD = "production-Profile-pass-1"
 
 
-def _ensure_database(url: str) -> None:
-    parts = urlsplit(url)
-    admin = parts._replace(scheme="postgresql", path="/postgres").geturl()
-    name = parts.path.lstrip("/")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
 @pytest.fixture(scope="module")
 def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     tmp = tmp_path_factory.mktemp("production")
     database_url = "postgresql://postgres@127.0.0.1:5432/tradingsite_e2e"
-    _ensure_database(database_url)
+    postgres_database(database_url)
     multiproc = tmp / "prometheus"
     multiproc.mkdir()
     env = production_env(

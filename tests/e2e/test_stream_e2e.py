@@ -56,9 +56,9 @@ def stack(
     var = tmp_path_factory.mktemp(f"stream-{request.param}")
     env = _profile_env(request.param, var)
     if request.param == "redis":
-        from tests.e2e.test_production_profile import _ensure_database
+        from tests.support import postgres_database
 
-        _ensure_database(env["DATABASE_URL"])
+        postgres_database(env["DATABASE_URL"])
     for args in (
         ("migrate", "--noinput"),
         ("create_api_user", "ops", "--password-env", "OPS_PASSWORD"),
