@@ -115,7 +115,7 @@ def contender(name: str, ref: np.ndarray, cur: np.ndarray) -> tuple[Callable[[],
         import pandas as pd
 
         from drift.statistics import drift_statistics
-        from experiments.training.reference import reference_statistics
+        from drift.reference import reference_statistics
 
         reference: Any = ref
         if name == "ours-stored":

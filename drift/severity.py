@@ -10,7 +10,8 @@ The rule, per feature (`feature_severity`):
    its three cut points (low, medium, high): value < low → NONE, low ≤ value < medium → LOW,
    medium ≤ value < high → MEDIUM, value ≥ high → HIGH. The feature's effect level is the
    highest of these (an effect whose thresholds are None is not graded).
-3. severity = that level when the Benjamini–Hochberg corrected p-value is < `alpha`, else NONE.
+3. severity = that level when the Benjamini–Hochberg corrected p-value (of the
+   autocorrelation-adjusted p-values, see drift.statistics) is < `alpha`, else NONE.
    So a feature is *drifted* (severity ≥ LOW) only when the corrected p-value < alpha AND at
    least one effect size reaches its low cut point: small samples need the test, large samples
    (where any tiny shift is "significant") need the effect size.
@@ -79,8 +80,9 @@ class FeatureDrift:
     statistic_name: str  # the test that gives the p-value: "ks" | "chi_square"
     ks_method: str | None  # "exact" | "asymptotic" when statistic_name is "ks"
     statistic: float  # KS D or Pearson chi-square
-    p_value: float
-    p_value_corrected: float  # Benjamini–Hochberg over the report's tested features
+    p_value: float  # the test's own (i.i.d.) p-value: scipy's
+    p_value_adjusted: float  # on effective sample sizes (autocorrelation), see drift.statistics
+    p_value_corrected: float  # Benjamini–Hochberg of p_value_adjusted over the tested features
     ks_statistic: float
     psi: float
     jensen_shannon: float
@@ -92,6 +94,9 @@ class FeatureDrift:
     null_share_ref: float
     null_share_cur: float
     n_unique: int  # distinct finite values in reference (sample) and current together
+    autocorrelation_time: float  # τ ≥ 1 behind the effective sizes (1: rows independent)
+    n_ref_effective: float
+    n_cur_effective: float
     severity: Severity
     histogram: dict[str, list[Any] | None] = field(repr=False)  # edges|categories, counts
 

@@ -1,7 +1,8 @@
 """The pure part of training: labels, walk-forward folds, the model, metrics, reference statistics.
 
 numpy/pandas/scikit-learn only, never Django; one module per concern (labels, metrics, artifacts,
-walk_forward, reference). `manage.py train` (a service) loads the training set through
+walk_forward; the reference statistics drift monitoring needs are
+drift.reference's). `manage.py train` (a service) loads the training set through
 `features.store.training_set_build`, calls `train_walk_forward`, and saves what it returns
 (params, metrics, the model artifact, the reference statistics).
 
@@ -17,6 +18,7 @@ Conventions shared by every function here:
 
 from __future__ import annotations
 
+from drift.reference import histogram_counts, reference_statistics
 from experiments.training.artifacts import (
     artifact_sha256,
     build_model,
@@ -30,7 +32,6 @@ from experiments.training.metrics import (
     positions_from_proba,
     trading_metrics,
 )
-from experiments.training.reference import histogram_counts, reference_statistics
 from experiments.training.walk_forward import TrainingResult, train_walk_forward
 
 __all__ = [

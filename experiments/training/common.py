@@ -9,7 +9,6 @@ import pandas as pd
 
 LABEL = "label"
 FWD_RETURN = "fwd_return"
-REFERENCE_SCHEMA_VERSION = 1
 # lbfgs is deterministic; random_state is recorded anyway so a switch of solver stays reproducible.
 DEFAULT_MODEL_PARAMS: dict[str, Any] = {"C": 1.0, "max_iter": 1000, "tol": 1e-4, "random_state": 0}
 FOLD_METRICS = ("accuracy", "roc_auc", "log_loss", "sharpe", "max_drawdown", "hit_rate", "turnover")

@@ -13,6 +13,7 @@ import sklearn
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
+from drift.reference import reference_statistics
 from experiments.training.artifacts import build_model
 from experiments.training.common import FOLD_METRICS, FWD_RETURN, LABEL
 from experiments.training.labels import walk_forward_splits
@@ -21,7 +22,6 @@ from experiments.training.metrics import (
     positions_from_proba,
     trading_metrics,
 )
-from experiments.training.reference import reference_statistics
 
 # --- walk-forward training ------------------------------------------------------------------
 
@@ -76,6 +76,7 @@ class TrainingResult:
             self.training_rows,
             self.feature_names,
             proba,
+            series=self.training_rows["symbol"].to_numpy(),  # rows are in time order per symbol
             bins=bins,
             sample_size=sample_size,
             seed=seed,

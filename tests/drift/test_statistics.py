@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
+from drift.reference import autocorrelation_time, reference_statistics
 from drift.severity import (
     DEFAULT_THRESHOLDS,
     Severity,
@@ -36,7 +38,6 @@ from drift.statistics import (
     quantile_edges,
     select_test,
 )
-from experiments.training.reference import reference_statistics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -398,7 +399,7 @@ def test_bad_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="lacks feature"):
         drift_statistics({"f0": {}}, good, names(2))
     with pytest.raises(ValueError, match="schema"):
-        drift_statistics({"schema_version": 2, "features": {}}, good, names(2))
+        drift_statistics({"schema_version": 99, "features": {}}, good, names(2))
 
 
 # --- severity ------------------------------------------------------------------------------
@@ -502,3 +503,137 @@ def test_a_regime_shift_is_high_and_the_same_regime_is_none_or_low() -> None:
     assert shifted.severity == Severity.HIGH
     assert all(f.severity == Severity.HIGH for f in shifted.features)
     assert shifted.summary.drift_share == 1.0
+
+
+# --- autocorrelation: effective sample sizes -------------------------------------------------
+
+
+def ar1(rng: np.random.Generator, phi: float, n: int, series: int) -> np.ndarray:
+    """`series` independent stationary AR(1) paths of length n, stacked (series-major)."""
+    out = np.empty((series, n))
+    out[:, 0] = rng.normal(size=series) / math.sqrt(1 - phi**2)
+    shocks = rng.normal(size=(series, n))
+    for t in range(1, n):
+        out[:, t] = phi * out[:, t - 1] + shocks[:, t]
+    return out.ravel()
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.5, 0.8, 0.95])
+def test_autocorrelation_time_of_ar1_is_the_textbook_one_plus_phi_over_one_minus_phi(
+    phi: float,
+) -> None:
+    # τ = Σ_k ρ_k over all k = (1 + φ) / (1 − φ) for AR(1); within 12 % on 5 × 20,000 values.
+    values = ar1(np.random.default_rng(31), phi, 20_000, 5)
+    ids = np.repeat(np.arange(5), 20_000)
+    expected = (1 + phi) / (1 - phi)
+    assert autocorrelation_time(values, ids) == pytest.approx(expected, rel=0.12, abs=0.1)
+
+
+def test_autocorrelation_time_pools_series_and_never_joins_them() -> None:
+    rng = np.random.default_rng(32)
+    # Two white-noise series at very different levels: joined end to end they would look
+    # strongly autocorrelated; each centred on its own mean they are independent.
+    values = np.concatenate([rng.normal(0, 1, 2000), rng.normal(50, 1, 2000)])
+    ids = np.array(["AAA"] * 2000 + ["BBB"] * 2000)
+    assert autocorrelation_time(values, ids) == pytest.approx(1.0, abs=0.15)
+    assert autocorrelation_time(values, np.zeros(4000)) > 20
+    # interleaved rows (sorted by time, then symbol) are split by series id, order kept
+    shuffled = np.empty(4000)
+    shuffled[0::2], shuffled[1::2] = values[:2000], values[2000:]
+    assert autocorrelation_time(shuffled, np.tile(["AAA", "BBB"], 2000)) == pytest.approx(
+        autocorrelation_time(values, ids)
+    )
+
+
+def test_autocorrelation_time_is_one_when_it_cannot_be_estimated() -> None:
+    assert autocorrelation_time([1.0, 2.0, 3.0], [0, 0, 0]) == 1.0  # too short
+    assert autocorrelation_time(np.full(100, 3.0), np.zeros(100)) == 1.0  # constant
+    assert autocorrelation_time([np.nan] * 50, np.zeros(50)) == 1.0
+    with pytest.raises(ValueError, match="series ids"):
+        autocorrelation_time([1.0, 2.0], [0])
+
+
+def test_adjusted_p_values_use_effective_sample_sizes() -> None:
+    rng = np.random.default_rng(33)
+    n, m, phi = 4000, 600, 0.8
+    ref = ar1(rng, phi, n // 4, 4)[:, None]
+    cur = (ar1(rng, phi, m // 4, 4) + 0.4)[:, None]
+    plain = drift_statistics(ref, cur, ["x"]).features[0]
+    assert plain.autocorrelation_time == 1.0
+    assert plain.p_value_adjusted == plain.p_value  # no series: rows taken as independent
+    assert plain.n_cur_effective == m
+    adjusted = drift_statistics(
+        ref, cur, ["x"], reference_series=np.repeat(range(4), n // 4),
+        current_series=np.repeat(range(4), m // 4),
+    ).features[0]  # fmt: skip
+    tau = adjusted.autocorrelation_time
+    assert tau == pytest.approx(9.0, rel=0.25)
+    assert adjusted.n_ref_effective == pytest.approx(n / tau)
+    assert adjusted.n_cur_effective == pytest.approx(m / tau)
+    en = (n / tau) * (m / tau) / (n / tau + m / tau)
+    expected = special.kolmogorov(adjusted.ks_statistic * math.sqrt(en))
+    assert adjusted.p_value_adjusted == pytest.approx(expected, rel=1e-12)
+    assert adjusted.p_value == pytest.approx(plain.p_value, rel=1e-12)  # scipy's, unchanged
+    assert adjusted.p_value_adjusted > plain.p_value
+
+
+def test_a_stored_reference_carries_tau_and_samples_count_as_nearly_independent() -> None:
+    rng = np.random.default_rng(34)
+    values = ar1(rng, 0.9, 5000, 4)
+    frame = pd.DataFrame({"x": values})
+    ref = reference_statistics(frame, ["x"], series=np.repeat(range(4), 5000), sample_size=500)
+    tau = ref["features"]["x"]["autocorrelation_time"]
+    assert tau == pytest.approx(19.0, rel=0.25)
+    cur = ar1(rng, 0.9, 100, 4)[:, None]
+    feature = drift_statistics(ref, cur, ["x"]).features[0]
+    assert feature.autocorrelation_time == pytest.approx(tau)
+    # 500 rows drawn at random from 20,000: far apart, so nearly independent
+    assert feature.n_ref_effective == pytest.approx(1 / (1 / 500 + (tau - 1) / 20_000))
+    assert feature.n_cur_effective == pytest.approx(400 / tau)
+    # a reference without series (schema 1 has none) leaves τ to the current window's series
+    del ref["features"]["x"]["autocorrelation_time"]
+    ref["schema_version"] = 1
+    own = drift_statistics(ref, cur, ["x"], current_series=np.repeat(range(4), 100))
+    assert own.features[0].autocorrelation_time == pytest.approx(
+        autocorrelation_time(cur[:, 0], np.repeat(range(4), 100))
+    )
+
+
+def _demo_scan(seed: int, regime: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """What a scan of the demo's last DRIFT_WINDOW_BARS bars sees: reference from a model
+    trained on the bars before the late regime, current window the last 60 bars per symbol."""
+    import features.demo as demo
+    from experiments.training import next_bar_labels, train_walk_forward
+    from features.transforms import CORE_TECHNICAL, compute_features
+
+    if not regime:
+        monkeypatch.setattr(demo, "LATE_VOL_MULTIPLIER", 1.0)
+        monkeypatch.setattr(demo, "LATE_DRIFT_SHIFT_SHARPE", 0.0)
+        monkeypatch.setattr(demo, "LATE_VOLUME_MULTIPLIER", 1.0)
+    n_bars = 1500
+    bars = demo.demo_bars(n_bars=n_bars, seed=seed)
+    features = compute_features(bars).sort_values(["symbol", "ts"])
+    features["position"] = features.groupby("symbol").cumcount()
+    names = list(CORE_TECHNICAL)
+    rows = next_bar_labels(bars).merge(features, on=["symbol", "ts"])
+    train = rows[(rows.position >= 60) & (rows.position < demo.late_regime_first_bar(n_bars))]
+    result = train_walk_forward(train, names, n_folds=3)
+    reference = json.loads(json.dumps(result.reference_statistics(sample_size=5000)))
+    window = features[features.position >= n_bars - 60]
+    return drift_statistics(reference, window[names].to_numpy(), names)
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_the_demo_regime_change_is_medium_or_high_and_unchanged_data_none_or_low(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before effective sample sizes, every unchanged window here graded HIGH (69-75 % drifted).
+    unchanged = _demo_scan(seed, regime=False, monkeypatch=monkeypatch)
+    assert unchanged.severity in (Severity.NONE, Severity.LOW), unchanged.as_dict()["features"]
+    monkeypatch.undo()
+    changed = _demo_scan(seed, regime=True, monkeypatch=monkeypatch)
+    assert changed.severity in (Severity.MEDIUM, Severity.HIGH)
+    drifted = {f.name for f in changed.features if f.drifted}
+    # Volatility doubled: 1-bar returns (τ ≈ 1: 300 rows weigh as 300) show it first; the slow
+    # volatility features (τ 20-90 bars) hold only a handful of independent values in 60 bars.
+    assert {"ret_1", "log_ret_1"} <= drifted

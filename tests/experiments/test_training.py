@@ -306,7 +306,7 @@ def test_reference_statistics_are_strict_json_with_none_for_missing_numbers(
     frame = reference_frame.assign(empty=np.nan)
     stats = reference_statistics(frame, ["skewed", "empty"], np.full(len(frame), 0.5), bins=4)
     assert json.loads(json.dumps(stats, allow_nan=False)) == stats
-    assert stats["schema_version"] == 1
+    assert stats["schema_version"] == 2
     empty = stats["features"]["empty"]
     assert empty["summary"] == {
         "count": 0,
