@@ -36,7 +36,7 @@ from experiments.training import (
     train_walk_forward,
 )
 from features.models import Bar, FeatureView
-from features.store import FeatureStoreError, training_set_build
+from features.store import FeatureStoreError, feature_view_get, training_set_build
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +56,10 @@ class TrainingError(ValueError):
 
 
 def _view(name: str, version: int | None) -> FeatureView:
-    views = FeatureView.objects.filter(name=name)
-    view = (views.filter(version=version) if version else views).order_by("-version").first()
-    if view is None:
-        raise TrainingError(
-            f"no feature view {name!r}" + (f" version {version}" if version else "")
-        )
-    return view
+    try:
+        return feature_view_get(name, version or None)
+    except FeatureView.DoesNotExist as exc:
+        raise TrainingError(str(exc)) from exc
 
 
 def _bars(

@@ -119,8 +119,20 @@ VIEW_CACHE_SECONDS = 2.0
 _resolved_views: dict[tuple[str, int | None], tuple[float, FeatureView]] = {}
 
 
+def feature_view_get(name: str, version: int | None = None) -> FeatureView:
+    """The view `name` at `version` (None: the latest); FeatureView.DoesNotExist names both."""
+    views = FeatureView.objects.filter(name=name)
+    found = (views.filter(version=version) if version is not None else views).order_by("-version")
+    view = found.first()
+    if view is None:
+        raise FeatureView.DoesNotExist(
+            f"no feature view {name!r}" + (f" version {version}" if version is not None else "")
+        )
+    return view
+
+
 def feature_view_resolve(name: str, version: int | None = None) -> FeatureView:
-    """The view `name` at `version` (None: the latest), briefly cached in this process.
+    """`feature_view_get`, briefly cached in this process.
 
     For reads that need only the definition (online lookup): the cached row's watermark may
     be a moment old."""
@@ -129,13 +141,7 @@ def feature_view_resolve(name: str, version: int | None = None) -> FeatureView:
     now = time.monotonic()
     if hit is not None and now - hit[0] < VIEW_CACHE_SECONDS:
         return hit[1]
-    views = FeatureView.objects.filter(name=name)
-    view = (views.filter(version=version) if version is not None else views).order_by("-version")
-    found = view.first()
-    if found is None:
-        raise FeatureView.DoesNotExist(
-            f"no feature view {name!r}" + (f" version {version}" if version is not None else "")
-        )
+    found = feature_view_get(name, version)
     _resolved_views[key] = (now, found)
     return found
 
@@ -145,10 +151,7 @@ def feature_view_cache_clear() -> None:
 
 
 def feature_view_latest(name: str) -> FeatureView:
-    view = FeatureView.objects.filter(name=name).order_by("-version").first()
-    if view is None:
-        raise FeatureView.DoesNotExist(f"no feature view named {name!r}")
-    return view
+    return feature_view_get(name)
 
 
 def feature_view_ensure_default() -> FeatureView:

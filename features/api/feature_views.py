@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from features.models import FeatureDefinition, FeatureView, MaterializationJob
 from features.store import (
     FeatureStoreError,
+    feature_view_get,
     feature_view_resolve,
     materialization_job_create,
     online_features,
@@ -68,16 +69,10 @@ def _view(name: str, version: str | int | None = None, *, cached: bool = False) 
         number = int(version)
     else:
         raise ValidationError({"version": "must be a positive integer"})
-    if cached:
-        try:
-            return feature_view_resolve(name, number)
-        except FeatureView.DoesNotExist as exc:
-            raise NotFound(str(exc)) from exc
-    views = FeatureView.objects.filter(name=name).order_by("-version")
-    view = (views if number is None else views.filter(version=number)).first()
-    if view is None:
-        raise NotFound(f"no feature view {name!r}" + (f" version {number}" if number else ""))
-    return view
+    try:
+        return (feature_view_resolve if cached else feature_view_get)(name, number)
+    except FeatureView.DoesNotExist as exc:
+        raise NotFound(str(exc)) from exc
 
 
 class FeatureListView(ListAPIView):

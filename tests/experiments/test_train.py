@@ -58,8 +58,9 @@ def test_a_training_run_logs_params_metrics_model_and_reference(view) -> None:  
     frame = pd.DataFrame([[0.0] * len(view.feature_names)], columns=view.feature_names)
     assert 0.0 <= model.predict_proba(frame)[0, 1] <= 1.0
     reference = json.loads(_artifact_bytes(run, REFERENCE_ARTIFACT))
-    assert reference["schema_version"] == 1
+    assert reference["schema_version"] == 2
     assert set(reference["features"]) == set(view.feature_names)
+    assert all(column["autocorrelation_time"] >= 1.0 for column in reference["features"].values())
     assert reference["prediction"]["summary"]["count"] > 0
 
 
