@@ -114,8 +114,8 @@ def contender(name: str, ref: np.ndarray, cur: np.ndarray) -> tuple[Callable[[],
         sys.path.insert(0, str(ROOT))
         import pandas as pd
 
-        from drift.statistics import drift_statistics
         from drift.reference import reference_statistics
+        from drift.statistics import drift_statistics
 
         reference: Any = ref
         if name == "ours-stored":

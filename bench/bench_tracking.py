@@ -38,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import manage, production_bench_env, progress  # noqa: E402
 
 DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/tradingsite_bench_tracking"
 REDIS_URL = "redis://127.0.0.1:6379/4"
@@ -52,30 +53,10 @@ SEARCH_CALLS = 20
 SEARCH_FILTER = "metrics.accuracy > 0.7 and params.model = 'lr' and tags.team = 'alpha'"
 
 
-def progress(message: str) -> None:
-    print(f"  .. {message}", file=sys.stderr, flush=True)
-
-
 def bench_env(var: Path) -> dict[str, str]:
-    from tests.support import production_env
-
-    return production_env(
-        DATABASE_URL=DATABASE_URL,
-        REDIS_URL=REDIS_URL,
-        TRADINGSITE_VAR_DIR=str(var),
-        ARTIFACT_ROOT=str(var / "artifacts"),
-        LOG_LEVEL="WARNING",
-        RATE_LIMIT_API="1000000/60",
-        BENCH_PASSWORD=PASSWORD,
+    return production_bench_env(
+        var, database_url=DATABASE_URL, redis_url=REDIS_URL, password=PASSWORD
     )
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True)  # fmt: skip
-    if done.returncode:
-        raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stderr[-3000:]}")
-    return done.stdout
 
 
 def workload(python: str, uri: str, env: dict[str, str], *extra: str) -> dict:

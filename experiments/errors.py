@@ -35,3 +35,23 @@ class ResourceAlreadyExistsError(TrackingError):
     error_code = "RESOURCE_ALREADY_EXISTS"
     mlflow_status = 400  # MLflow's status for this code; the native API says 409
     native_status = 409
+
+
+class InvalidStateError(TrackingError):
+    """The request is valid but the resource's state forbids it (a promotion the policy refuses,
+    a model whose history must be kept). MLflow's server answers INVALID_STATE with 500, which
+    its client retries (and each retry would be another refused attempt in the stage history),
+    so both APIs say 409."""
+
+    error_code = "INVALID_STATE"
+    mlflow_status = 409
+    native_status = 409
+
+
+class ResourceConflictError(TrackingError):
+    """A concurrent change won (e.g. another promotion took Production first); retry after
+    looking at the new state."""
+
+    error_code = "RESOURCE_CONFLICT"
+    mlflow_status = 409
+    native_status = 409

@@ -462,3 +462,64 @@ def run_compare(*, run_ids: Sequence[str], history_keys: Sequence[str] = ()) -> 
             for key, steps in aligned.items()
         },
     }
+
+
+# --- dashboards ---------------------------------------------------------------------------------
+
+
+def experiment_run_counts(*, experiment_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Per experiment: its active runs and the newest run's start (epoch ms)."""
+    from django.db.models import Count
+
+    rows = (
+        Run.objects.filter(experiment_id__in=list(experiment_ids), lifecycle=Lifecycle.ACTIVE)
+        .values("experiment_id")
+        .annotate(runs=Count("id"), last_start=Max("start_time"))
+    )
+    return {row["experiment_id"]: row for row in rows}
+
+
+def experiment_metric_keys(*, experiment: Experiment) -> list[str]:
+    """Every metric key the experiment's active runs logged, sorted."""
+    keys = (
+        LatestMetric.objects.filter(run__experiment=experiment, run__lifecycle=Lifecycle.ACTIVE)
+        .values_list("key", flat=True)
+        .distinct()
+    )
+    return sorted(keys)
+
+
+def experiment_param_keys(*, experiment: Experiment) -> list[str]:
+    keys = (
+        Param.objects.filter(run__experiment=experiment, run__lifecycle=Lifecycle.ACTIVE)
+        .values_list("key", flat=True)
+        .distinct()
+    )
+    return sorted(keys)
+
+
+def run_metric_histories(
+    *, run: Run, min_points: int = 2, limit_keys: int = 24
+) -> dict[str, list[tuple[int, float | None]]]:
+    """The run's metric histories with at least `min_points` points: {key: [(step, value)]}
+    in step order (NaN as None); at most `limit_keys` keys."""
+    from django.db.models import Count
+
+    keys = list(
+        Metric.objects.filter(run=run)
+        .values("key")
+        .annotate(n=Count("id"))
+        .filter(n__gte=min_points)
+        .order_by("key")
+        .values_list("key", flat=True)[:limit_keys]
+    )
+    histories: dict[str, list[tuple[int, float | None]]] = {key: [] for key in keys}
+    points = Metric.objects.filter(run=run, key__in=keys).order_by("key", "step", "timestamp", "id")
+    for key, step, value, is_nan in points.values_list("key", "step", "value", "is_nan"):
+        histories[key].append((step, _number(value, is_nan)))
+    return histories
+
+
+def run_artifacts(*, run: Run) -> QuerySet[Artifact]:
+    """Every artifact file of the run, by path."""
+    return Artifact.objects.filter(run=run).order_by("path")

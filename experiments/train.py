@@ -14,11 +14,12 @@ import io
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
@@ -31,6 +32,7 @@ from experiments.services import (
     run_log_batch,
 )
 from experiments.training import (
+    artifact_sha256,
     model_to_bytes,
     next_bar_labels,
     train_walk_forward,
@@ -43,6 +45,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_EXPERIMENT = "next-bar-direction"
 LABEL_NAME = "next_bar_direction"
 MODEL_ARTIFACT = "model/model.json"
+MLMODEL_ARTIFACT = "model/MLmodel"  # makes model/ an MLflow model folder: see mlmodel_bytes
+MODEL_FLAVOR = "tradingsite_logistic"
 REFERENCE_ARTIFACT = "reference/statistics.json"
 FOLDS_ARTIFACT = "validation/folds.json"
 PREDICTIONS_ARTIFACT = "validation/oof_predictions.csv"
@@ -53,6 +57,31 @@ METRICS_PER_BATCH = 1_000
 
 class TrainingError(ValueError):
     """The training request cannot be honoured; the message says why (API/command: 400)."""
+
+
+def mlmodel_bytes(*, run: Run, model_sha256: str, view: FeatureView | None) -> bytes:
+    """The MLmodel file of a run's model folder. `mlflow.register_model("runs:/<id>/model")`
+    looks for one before it calls the server; it names our one flavor, the JSON model file
+    and its sha256, and the feature view it expects. There is deliberately no `python_function`
+    flavor: `mlflow.pyfunc.load_model` would want pickled Python objects, which tradingsite
+    never loads (POST /api/v1/models/{name}/predict serves the model instead)."""
+    flavor: dict[str, Any] = {
+        "data": MODEL_ARTIFACT.split("/", 1)[1],
+        "format": "tradingsite.LogisticPipelineModel (JSON, never pickle)",
+        "sha256": model_sha256,
+    }
+    if view is not None:
+        flavor["feature_view"] = {"name": view.name, "version": view.version}
+        flavor["feature_names"] = list(view.feature_names)
+    document = {
+        "artifact_path": MODEL_ARTIFACT.split("/", 1)[0],
+        "flavors": {MODEL_FLAVOR: flavor},
+        "run_id": run.run_uuid,
+        "utc_time_created": datetime.fromtimestamp(run.start_time / 1000, UTC).strftime(
+            "%Y-%m-%d %H:%M:%S.%f"
+        ),
+    }
+    return yaml.safe_dump(document, sort_keys=False).encode()
 
 
 def _view(name: str, version: int | None) -> FeatureView:
@@ -201,11 +230,15 @@ def _fit_and_log(
         for key in ("accuracy", "roc_auc", "log_loss", "sharpe")
     ]
     run_log_batch(run=run, metrics=fold_points)
+    model_bytes = model_to_bytes(result.model)
+    run_artifact_store(
+        run=run, name=MODEL_ARTIFACT, data=model_bytes, content_type="application/json"
+    )
     run_artifact_store(
         run=run,
-        name=MODEL_ARTIFACT,
-        data=model_to_bytes(result.model),
-        content_type="application/json",
+        name=MLMODEL_ARTIFACT,
+        data=mlmodel_bytes(run=run, model_sha256=artifact_sha256(model_bytes), view=view),
+        content_type="application/yaml",
     )
     reference = result.reference_statistics(sample_size=REFERENCE_SAMPLE_SIZE)
     run_artifact_store(

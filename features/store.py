@@ -211,11 +211,18 @@ def materialization_job_start(job: MaterializationJob) -> None:
 
 def materialization_job_fail(job: MaterializationJob, exc: BaseException, symbol: str = "") -> None:
     where = f"{symbol}: " if symbol else ""
-    MaterializationJob.objects.filter(pk=job.pk).update(
-        status=MaterializationJob.Status.FAILED,
-        error=f"{where}{exc!r}"[:2000],
-        finished_at=timezone.now(),
-    )
+    with transaction.atomic():
+        MaterializationJob.objects.filter(pk=job.pk).update(
+            status=MaterializationJob.Status.FAILED,
+            error=f"{where}{exc!r}"[:2000],
+            finished_at=timezone.now(),
+        )
+        event_publish(
+            type="features.materialization.failed",
+            subject=f"view:{job.view.name}",
+            payload={"view": job.view.name, "version": job.view.version, "job_id": job.pk,
+                     "symbol": symbol, "error": f"{where}{exc!r}"[:500]},
+        )  # fmt: skip
 
 
 def materialize_symbol(
@@ -250,6 +257,20 @@ def materialize_symbol(
         locked.symbols_done += 1
         locked.rows_written += written
         locked.save(update_fields=["partials", "symbols_done", "rows_written"])
+        # Live progress for the dashboards, committed with the bookkeeping it describes.
+        event_publish(
+            type="features.materialization.progress",
+            subject=f"view:{view.name}",
+            payload={
+                "view": view.name,
+                "version": view.version,
+                "job_id": job.pk,
+                "symbol": symbol,
+                "symbols_done": locked.symbols_done,
+                "symbols": len(locked.symbols),
+                "rows_written": locked.rows_written,
+            },
+        )
         return locked.symbols_done == len(locked.symbols)
 
 

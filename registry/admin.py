@@ -12,7 +12,14 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from registry.errors import RegistryError
-from registry.models import ModelAlias, ModelVersion, RegisteredModel, Stage, StageTransition
+from registry.models import (
+    ModelAlias,
+    ModelVersion,
+    PredictionLog,
+    RegisteredModel,
+    Stage,
+    StageTransition,
+)
 from registry.policy import OVERRIDE_PERMISSION, PROMOTE_PERMISSION
 from registry.selectors import production_version, rollback_target
 from registry.services import policy_check, version_rollback, version_transition
@@ -218,3 +225,22 @@ class StageTransitionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_filter = ("outcome", "to_stage", "model")
     search_fields = ("model__name", "reason", "actor__username", "request_id")
     readonly_fields = ("model", *TRANSITION_FIELDS)
+
+
+@admin.register(PredictionLog)
+class PredictionLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Served predictions, as drift monitoring reads them; written only by registry.serving."""
+
+    list_display = (
+        "created_at", "model_version", "symbol", "signal", "probability", "as_of", "stale",
+        "latency_ms", "request_id",
+    )  # fmt: skip
+    list_filter = ("signal", "stale", "model_version__model")
+    search_fields = ("symbol", "request_id", "model_version__model__name")
+    list_select_related = ("model_version__model",)
+    readonly_fields = (
+        "model_version", "symbol", "as_of", "features", "probability", "signal", "stale",
+        "latency_ms", "request_id", "requested_by", "created_at",
+    )  # fmt: skip
+    # The default paginator counts every row; the log grows with every request.
+    show_full_result_count = False

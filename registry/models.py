@@ -8,6 +8,10 @@ from typing import Any
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
+
+from features.constants import SYMBOL_MAX_LENGTH
+from features.fields import FloatListField
 
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"  # reliability.md: display names never hold paths
@@ -56,6 +60,10 @@ class ModelVersion(models.Model):
     version = models.PositiveIntegerField()
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NONE)
     description = models.TextField(blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    # Where the model came from as its registrant named it (MLflow's `source`, e.g.
+    # "runs:/<run id>/model"); lineage proper is in run/feature_view/artifact_sha256.
+    source = models.CharField(max_length=1024, blank=True)
     run = models.ForeignKey(
         "experiments.Run",
         null=True,
@@ -173,3 +181,49 @@ class StageTransition(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ImmutableRowError("stage transitions are immutable")
+
+
+class Signal(models.TextChoices):
+    """The trading signal of a prediction (experiments.training.positions_from_proba's +1/-1/0)."""
+
+    LONG = "long", "Long"
+    SHORT = "short", "Short"
+    FLAT = "flat", "Flat"
+
+
+class PredictionLog(models.Model):
+    """One served prediction: the exact input feature vector (in the feature view version's
+    order, NaN where the online store had no value), the predicted P(up) and its signal, the bar
+    time of the features and the request's latency. Drift monitoring reads these rows as its
+    current window; a request writes all its rows with one INSERT (registry.serving)."""
+
+    id = models.BigAutoField(primary_key=True)
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="predictions", db_index=False
+    )
+    symbol = models.CharField(max_length=SYMBOL_MAX_LENGTH)
+    as_of = models.DateTimeField(help_text="close time of the bar the features describe")
+    features = FloatListField(help_text="input values in the feature view's feature order")
+    probability = models.FloatField(help_text="predicted P(next bar closes higher)")
+    signal = models.CharField(max_length=5, choices=Signal.choices)
+    stale = models.BooleanField(help_text="the features were older than the view's ttl")
+    latency_ms = models.FloatField(help_text="the request's serving latency up to this log")
+    request_id = models.CharField(max_length=128, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["model_version", "created_at"], name="prediction_version_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version_id}: {self.symbol} {self.signal} p={self.probability:.3f}"

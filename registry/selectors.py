@@ -1,8 +1,36 @@
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Prefetch, QuerySet
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import (
+    F,
+    OrderBy,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+)
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
+
+from experiments.bulk import ILike, Like
+from experiments.search_filter import (
+    ATTRIBUTE,
+    TAG,
+    Clause,
+    Grammar,
+    OrderTerm,
+    SearchSyntaxError,
+    parse_filter,
+    parse_order_by,
+)
+from registry.errors import RegistryError
 from registry.models import ModelAlias, ModelVersion, RegisteredModel, Stage, StageTransition
 from registry.policy import PromotionFacts, Rule, permissions_needed
 
@@ -117,3 +145,161 @@ def promotion_facts(
         artifact_verifies=verifies,
         actor_permissions=held,
     )
+
+
+# --- search in MLflow's grammar (the MLflow registry API) -------------------------------------
+
+PROMPT_TAG = "mlflow.prompt.is_prompt"
+REGISTERED_MODEL_GRAMMAR = Grammar(
+    entities=frozenset({TAG, ATTRIBUTE}),
+    numeric_attributes=frozenset({"creation_timestamp", "last_updated_timestamp"}),
+    string_attributes=frozenset({"name"}),
+    aliases={"timestamp": "last_updated_timestamp"},
+)
+MODEL_VERSION_GRAMMAR = Grammar(
+    entities=frozenset({TAG, ATTRIBUTE}),
+    numeric_attributes=frozenset(
+        {"version_number", "creation_timestamp", "last_updated_timestamp"}
+    ),
+    string_attributes=frozenset({"name", "run_id", "source_path"}),
+)
+_MODEL_COLUMNS = {
+    "name": "name",
+    "creation_timestamp": "created_at",
+    "last_updated_timestamp": "updated_at",
+}
+_VERSION_COLUMNS = {
+    "name": "model__name",
+    "run_id": "run__run_uuid",
+    "source_path": "source",
+    "version_number": "version",
+    "creation_timestamp": "created_at",
+    "last_updated_timestamp": "last_changed_at",
+}
+_TIMESTAMPS = frozenset({"creation_timestamp", "last_updated_timestamp"})
+_LOOKUPS = {"=": "exact", ">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
+
+
+def model_versions_detailed() -> QuerySet[ModelVersion]:
+    """Versions with what MLflow shows of them: model, run, registrant, aliases, and the time of
+    their last stage change (`last_changed_at`, their creation if never moved)."""
+    moved = StageTransition.objects.filter(
+        version=OuterRef("pk"),
+        outcome__in=[StageTransition.Outcome.APPLIED, StageTransition.Outcome.OVERRIDDEN],
+    ).order_by("-created_at")
+    return (
+        ModelVersion.objects.select_related("model", "run", "created_by")
+        .prefetch_related("aliases")
+        .annotate(last_changed_at=Coalesce(Subquery(moved.values("created_at")[:1]), "created_at"))
+    )
+
+
+def registered_models_detailed() -> QuerySet[RegisteredModel]:
+    """Models with their detailed versions (newest first) and aliases."""
+    return RegisteredModel.objects.select_related("owner").prefetch_related(
+        Prefetch("versions", queryset=model_versions_detailed().order_by("-version")),
+        Prefetch("aliases", queryset=ModelAlias.objects.select_related("version")),
+    )
+
+
+def _compared(queryset: QuerySet, column: str, comparator: str, value: Any) -> QuerySet:
+    """`column <comparator> value` with SQL's semantics (a NULL column matches nothing)."""
+    if comparator == "LIKE":
+        return queryset.filter(Like(F(column), Value(value)))
+    if comparator == "ILIKE":
+        return queryset.filter(ILike(F(column), Value(value)))
+    if comparator in ("IN", "NOT IN"):
+        condition = Q(**{f"{column}__in": list(value)})
+        return queryset.filter(condition if comparator == "IN" else ~condition)
+    if comparator == "!=":
+        return queryset.filter(**{f"{column}__isnull": False}).exclude(**{column: value})
+    return queryset.filter(**{f"{column}__{_LOOKUPS[comparator]}": value})
+
+
+def _tag_compared(queryset: QuerySet, clause: Clause, index: int) -> QuerySet:
+    alias = f"_tag{index}"
+    # Cast: KeyTextTransform keeps JSON lookups (its `exact` would compare JSON, not text).
+    text = Cast(KeyTextTransform(clause.key, "tags"), output_field=TextField())
+    queryset = queryset.annotate(**{alias: text})
+    if clause.comparator in ("IS NULL", "IS NOT NULL"):
+        return queryset.filter(**{f"{alias}__isnull": clause.comparator == "IS NULL"})
+    if clause.key == PROMPT_TAG and clause.comparator == "!=":
+        # MLflow's client adds "tag.`mlflow.prompt.is_prompt` != 'true'" to every model
+        # search; as in MLflow's store, a model without the tag matches it.
+        return queryset.filter(Q(**{f"{alias}__isnull": True}) | ~Q(**{alias: clause.value}))
+    return _compared(queryset, alias, clause.comparator, clause.value)
+
+
+def _attribute_value(clause: Clause) -> Any:
+    """The clause's value as its column holds it: timestamps (ms) as datetimes, version
+    numbers as integers; out of range is a RegistryError, not a database error."""
+    value = clause.value
+    if clause.key == "version_number" and not (isinstance(value, int) and 0 <= value < 2**31):
+        raise RegistryError(f"version_number: {value!r} is not a version number")
+    if clause.key in _TIMESTAMPS:
+        try:
+            return datetime.fromtimestamp(int(value) / 1000, tz=UTC)  # type: ignore[arg-type]
+        except (OverflowError, OSError, ValueError):
+            raise RegistryError(f"{clause.key}: {value!r} is not a time in ms") from None
+    return value
+
+
+def _searched(
+    queryset: QuerySet,
+    grammar: Grammar,
+    columns: dict[str, str],
+    filter_string: str | None,
+    order_by: Sequence[str],
+) -> tuple[QuerySet, list[OrderTerm]]:
+    try:
+        clauses = parse_filter(filter_string, grammar)
+        terms = [parse_order_by(term, grammar) for term in order_by]
+    except SearchSyntaxError as exc:
+        raise RegistryError(str(exc)) from exc
+    for index, clause in enumerate(clauses):
+        if clause.entity == TAG:
+            queryset = _tag_compared(queryset, clause, index)
+            continue
+        queryset = _compared(
+            queryset, columns[clause.key], clause.comparator, _attribute_value(clause)
+        )
+    if any(term.entity != ATTRIBUTE for term in terms):
+        raise RegistryError(f"order_by takes attributes only: {sorted(columns)}")
+    return queryset, terms
+
+
+def _ordering(terms: Sequence[OrderTerm], columns: dict[str, str]) -> list[OrderBy]:
+    return [F(columns[t.key]).asc() if t.ascending else F(columns[t.key]).desc() for t in terms]
+
+
+def registered_model_search(
+    *, filter_string: str | None = "", order_by: Sequence[str] = ()
+) -> QuerySet[RegisteredModel]:
+    """Models matching MLflow's filter (name, tags) in `order_by` order, then by name."""
+    queryset, terms = _searched(
+        registered_models_detailed(), REGISTERED_MODEL_GRAMMAR, _MODEL_COLUMNS,
+        filter_string, order_by,
+    )  # fmt: skip
+    ordering = _ordering(terms, _MODEL_COLUMNS)
+    if "name" not in {t.key for t in terms}:
+        ordering.append(F("name").asc())
+    return queryset.order_by(*ordering)
+
+
+def model_version_search(
+    *, filter_string: str | None = "", order_by: Sequence[str] = ()
+) -> QuerySet[ModelVersion]:
+    """Versions matching MLflow's filter (name, run_id, version_number, source_path, tags);
+    MLflow's default order: last change first, then by model name and newest version."""
+    order_by = order_by or ["last_updated_timestamp DESC", "name ASC", "version_number DESC"]
+    queryset, terms = _searched(
+        model_versions_detailed(), MODEL_VERSION_GRAMMAR, _VERSION_COLUMNS,
+        filter_string, order_by,
+    )  # fmt: skip
+    ordering = _ordering(terms, _VERSION_COLUMNS)
+    keys = {t.key for t in terms}
+    if "name" not in keys:
+        ordering.append(F("model__name").asc())
+    if "version_number" not in keys:
+        ordering.append(F("version").desc())
+    return queryset.order_by(*ordering)

@@ -385,13 +385,198 @@ def model_alias_delete(*, model: RegisteredModel, alias: str) -> None:
         raise RegistryError(f"{model.name} has no alias {alias!r}")
 
 
+# --- model metadata: descriptions, tags, creation and deletion (the MLflow registry API) -------
+
+MAX_DESCRIPTION_CHARS = 20_000
+MAX_TAG_KEY_CHARS = 250
+MAX_TAG_VALUE_CHARS = 5000
+MAX_SOURCE_CHARS = 1024
+PROMPT_TAG = "mlflow.prompt.is_prompt"  # MLflow's prompt registry marks its models with it
+
+
+class ModelInUse(RegistryError):
+    """The model has a history or dependent records that must be kept, so it cannot go."""
+
+    status_code = 409
+    code = "in_use"
+
+
+def _description_checked(description: Any) -> str:
+    if description is None:
+        return ""
+    if not isinstance(description, str):
+        raise RegistryError("a description must be a string")
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise RegistryError(f"the description is longer than {MAX_DESCRIPTION_CHARS} characters")
+    return description
+
+
+def _tags_checked(tags: dict[str, Any] | None) -> dict[str, str]:
+    checked = {}
+    for key, value in (tags or {}).items():
+        if not isinstance(key, str) or not key.strip() or len(key) > MAX_TAG_KEY_CHARS:
+            raise RegistryError(f"tag key {key!r}: 1 to {MAX_TAG_KEY_CHARS} characters")
+        if key == PROMPT_TAG:
+            raise RegistryError(f"tag {PROMPT_TAG!r}: this registry holds models, not prompts")
+        value = "" if value is None else value
+        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE_CHARS:
+            raise RegistryError(f"tag {key!r}: the value is a string of <= {MAX_TAG_VALUE_CHARS}")
+        checked[key] = value
+    return checked
+
+
+def registered_model_create(
+    *, name: str, owner: User | None, description: str = "", tags: dict[str, Any] | None = None
+) -> tuple[RegisteredModel, bool]:
+    """The model `name` and whether this call created it (with `description` and `tags`); an
+    existing model is returned unchanged."""
+    if not isinstance(name, str) or not re.fullmatch(MODEL_NAME_PATTERN, name):
+        raise RegistryError(f"model name {name!r} must match {MODEL_NAME_PATTERN}")
+    defaults = {
+        "owner": _user_or_none(owner),
+        "description": _description_checked(description),
+        "tags": _tags_checked(tags),
+    }
+    return RegisteredModel.objects.get_or_create(name=name, defaults=defaults)
+
+
+def registered_model_update(*, model: RegisteredModel, description: str) -> RegisteredModel:
+    model.description = _description_checked(description)
+    model.save(update_fields=["description", "updated_at"])
+    return model
+
+
+def _tags_edit(row: RegisteredModel | ModelVersion, key: str, value: str | None) -> None:
+    """Set (or with None, remove) one tag under a row lock: concurrent edits of other keys of
+    the same JSON object are not lost."""
+    if value is not None:
+        _tags_checked({key: value})
+    with transaction.atomic():
+        locked = type(row).objects.select_for_update().get(pk=row.pk)
+        tags = dict(locked.tags or {})
+        if value is None and tags.pop(key, None) is None:
+            return  # MLflow: deleting an absent tag is no error, and nothing changes
+        if value is not None:
+            tags[key] = value
+        locked.tags = tags
+        fields = ["tags", "updated_at"] if isinstance(locked, RegisteredModel) else ["tags"]
+        locked.save(update_fields=fields)
+    row.tags = tags
+
+
+def registered_model_tag_set(*, model: RegisteredModel, key: str, value: str) -> None:
+    _tags_edit(model, key, value)
+
+
+def registered_model_tag_delete(*, model: RegisteredModel, key: str) -> None:
+    _tags_edit(model, key, None)
+
+
+def model_version_tag_set(*, version: ModelVersion, key: str, value: str) -> None:
+    _tags_edit(version, key, value)
+
+
+def model_version_tag_delete(*, version: ModelVersion, key: str) -> None:
+    _tags_edit(version, key, None)
+
+
+def model_version_update(*, version: ModelVersion, description: str) -> ModelVersion:
+    version.description = _description_checked(description)
+    version.save(update_fields=["description"])
+    return version
+
+
+def model_version_register(
+    *,
+    model: RegisteredModel,
+    run: Run,
+    user: User | None,
+    source: str,
+    description: str = "",
+    tags: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """model_version_create_from_run, plus the registrant's `source` URI and tags, in one
+    transaction (all checks run before anything is written)."""
+    tags = _tags_checked(tags)
+    description = _description_checked(description)
+    if len(source) > MAX_SOURCE_CHARS:
+        raise RegistryError(f"the source is longer than {MAX_SOURCE_CHARS} characters")
+    with transaction.atomic():
+        version = model_version_create_from_run(
+            model_name=model.name, run=run, user=user, description=description
+        )
+        version.source, version.tags = source, tags
+        version.save(update_fields=["source", "tags"])
+    return version
+
+
+def stage_versions_archive(
+    *, model: RegisteredModel, stage: str, keep: ModelVersion, actor: User, reason: str
+) -> list[StageTransition]:
+    """Archive every other version of `model` in `stage`, each through version_transition (the
+    policy and the history apply to each, as for any stage change)."""
+    others = ModelVersion.objects.filter(model=model, stage=stage).exclude(pk=keep.pk)
+    return [
+        version_transition(version=other, to_stage=Stage.ARCHIVED, actor=actor, reason=reason)
+        for other in others.order_by("version")
+    ]
+
+
+def registered_model_delete(*, model: RegisteredModel) -> None:
+    """Delete a model only while nothing depends on it (e.g. a mistaken registration): a model
+    with stage history keeps it, since the history is immutable, and nothing else that points
+    at its versions (drift reports, predictions, ...) is deleted with it."""
+    from django.db.models.deletion import Collector, ProtectedError, RestrictedError
+
+    with transaction.atomic():
+        RegisteredModel.objects.select_for_update().filter(pk=model.pk).first()
+        if (production := production_version(model=model)) is not None:
+            raise ModelInUse(
+                f"{model.name} v{production.version} is in Production; a model with a "
+                "Production version (or any stage history) cannot be deleted: archive it instead"
+            )
+        if count := StageTransition.objects.filter(model=model).count():
+            raise ModelInUse(
+                f"{model.name} has {count} stage transition(s) in its history, which is kept "
+                "for audit: the model cannot be deleted (archive its versions instead)"
+            )
+        own = {RegisteredModel, ModelVersion, ModelAlias}
+        collector = Collector(using=RegisteredModel.objects.db)
+        try:
+            collector.collect([model])
+        except (ProtectedError, RestrictedError) as exc:
+            raise ModelInUse(f"{model.name} cannot be deleted: {exc.args[0]}") from exc
+        dependents = {m._meta.verbose_name_plural for m in collector.data if m not in own} | {
+            qs.model._meta.verbose_name_plural
+            for qs in collector.fast_deletes
+            if qs.model not in own and qs.exists()
+        }
+        if dependents:
+            raise ModelInUse(
+                f"{model.name} cannot be deleted: its versions have "
+                f"{', '.join(sorted(map(str, dependents)))} that would be deleted with it"
+            )
+        model.delete()
+
+
 __all__ = [
     "PROMOTE_PERMISSION",
+    "ModelInUse",
     "PolicyCheck",
     "model_alias_delete",
     "model_alias_set",
     "model_version_create_from_run",
+    "model_version_register",
+    "model_version_tag_delete",
+    "model_version_tag_set",
+    "model_version_update",
     "policy_check",
+    "registered_model_create",
+    "registered_model_delete",
+    "registered_model_tag_delete",
+    "registered_model_tag_set",
+    "registered_model_update",
+    "stage_versions_archive",
     "version_rollback",
     "version_transition",
 ]

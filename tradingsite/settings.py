@@ -44,6 +44,28 @@ DATABASE_URL = env.str("DATABASE_URL", default="")
 DRIFT_INTERVAL_SECONDS = env.int("DRIFT_INTERVAL_SECONDS", default=3600)
 # Bars of recent features per scan window, compared with the reference (per symbol, in time).
 DRIFT_WINDOW_BARS = env.int("DRIFT_WINDOW_BARS", default=60)
+# Logged predictions (distinct symbol × bar) a scan needs before it uses them as its window.
+DRIFT_MIN_PREDICTION_ROWS = env.int("DRIFT_MIN_PREDICTION_ROWS", default=100)
+# HIGH reports in a row (one model version) after which its drift alert escalates.
+DRIFT_ESCALATE_AFTER = env.int("DRIFT_ESCALATE_AFTER", default=3)
+# Lease of the Redis lock on (version, window) that keeps a second worker from computing a
+# window already being computed; the database unique constraint stays the fence. A killed
+# worker's lease blocks the window this long: its redelivered task waits it out.
+DRIFT_SCAN_LOCK_SECONDS = env.int("DRIFT_SCAN_LOCK_SECONDS", default=60)
+# Longest a version's scan may run (the task's time limit); a scan still running after it is
+# marked failed when the next one starts.
+DRIFT_SCAN_TIMEOUT_SECONDS = env.int("DRIFT_SCAN_TIMEOUT_SECONDS", default=1800)
+# On-demand scans (POST /api/v1/drift/scan) per user, as scans/window-seconds.
+DRIFT_SCAN_QUOTA = env.str("DRIFT_SCAN_QUOTA", default="10/3600")
+# Drift alert webhooks: comma-separated URLs, each POSTed a HIGH report's alert, signed with
+# HMAC-SHA256 over "<timestamp>.<body>" with DRIFT_WEBHOOK_SECRET (required when URLs are set).
+DRIFT_WEBHOOK_URLS = parse_csv(env.str("DRIFT_WEBHOOK_URLS", default=""))
+DRIFT_WEBHOOK_SECRET = env.str("DRIFT_WEBHOOK_SECRET", default="")
+DRIFT_WEBHOOK_TIMEOUT_SECONDS = env.float("DRIFT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+DRIFT_WEBHOOK_MAX_ATTEMPTS = env.int("DRIFT_WEBHOOK_MAX_ATTEMPTS", default=5)
+# Webhook hosts must resolve to public addresses only (no loopback, private, link-local or
+# metadata ranges); True lifts that for tests and closed networks, never in production.
+DRIFT_WEBHOOK_ALLOW_PRIVATE = env.bool("DRIFT_WEBHOOK_ALLOW_PRIVATE", default=False)
 DEFAULT_FEATURE_VIEW = env.str("DEFAULT_FEATURE_VIEW", default="core_technical")
 SCHEDULER_HEARTBEAT_SECONDS = env.int("SCHEDULER_HEARTBEAT_SECONDS", default=60)
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=30)
@@ -76,6 +98,8 @@ INSTALLED_APPS = [
     "registry",
     "drift",
     "experiments",
+    # after the apps whose view permissions its roles grant (created on post_migrate)
+    "tradingsite.dashboard.apps.DashboardConfig",
 ]
 
 # Order (seed §3 step 3): metrics -> rate limiting -> auth. Prometheus' Before middleware is first
@@ -136,6 +160,12 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # plotly.min.js straight from the plotly package (the version the figures are built for)
+    "tradingsite.dashboard.finders.PlotlyFinder",
+]
 # Outside production, serve straight from the source folders so `make run` needs no collectstatic.
 WHITENOISE_USE_FINDERS = not IS_PRODUCTION
 WHITENOISE_AUTOREFRESH = not IS_PRODUCTION
@@ -264,6 +294,7 @@ SPECTACULAR_SETTINGS = {
         "HealthStatusEnum": ["ok", "degraded", "down"],
         "RunStatusEnum": "experiments.models.Run.Status",
         "MlflowViewTypeEnum": ["ACTIVE_ONLY", "DELETED_ONLY", "ALL"],
+        "DriftScanStatusEnum": "drift.models.DriftScan.Status",
     },
 }
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/2.0/mlflow-artifacts/", include(mlflow_urls.artifact_urlpatterns)),
     path("api/3.0/mlflow/", include(mlflow_urls.v3_urlpatterns)),
     path("admin/", admin.site.urls),
+    path("dashboard/", include("tradingsite.dashboard.urls")),  # server-rendered dashboards
     path("", include("django_prometheus.urls")),  # GET /metrics
     path("", home, name="home"),
 ]

@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from rest_framework import exceptions
@@ -209,6 +209,23 @@ def page_token(offset: int) -> str:
 def paged(rows: list[Any], *, offset: int, limit: int) -> tuple[list[Any], str | None]:
     """`rows` holds up to limit + 1 items from `offset`: the extra one says there is more."""
     return rows[:limit], (page_token(offset + limit) if len(rows) > limit else None)
+
+
+def page_body(
+    key: str,
+    found: Any,
+    *,
+    offset: int,
+    limit: int,
+    to_json: Callable[[list[Any]], list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """A search response: one page of `found` (a queryset) under `key`, as `to_json` renders
+    it, and next_page_token when there is more."""
+    page, token = paged(list(found[offset : offset + limit + 1]), offset=offset, limit=limit)
+    body: dict[str, Any] = {key: to_json(page)}
+    if token:
+        body["next_page_token"] = token
+    return body
 
 
 # --- writing entities -----------------------------------------------------------------------------

@@ -261,3 +261,138 @@ class ServerInfoResponse(serializers.Serializer):
     multipart_uploads_enabled = serializers.BooleanField()
     multipart_downloads_enabled = serializers.BooleanField()
     workspaces_enabled = serializers.BooleanField()
+
+
+# --- the model registry (mlflow/protos/model_registry.proto) ------------------------------------
+
+_STAGE_HELP = "None, Staging, Production or Archived (any letter case)"
+
+
+class MlflowAliasSerializer(serializers.Serializer):
+    alias = serializers.CharField()
+    version = serializers.CharField()
+
+
+class MlflowModelVersionSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.CharField(help_text="the version number, as a string")
+    creation_timestamp = serializers.IntegerField()
+    last_updated_timestamp = serializers.IntegerField(help_text="creation or last stage change")
+    user_id = serializers.CharField(allow_blank=True)
+    current_stage = serializers.CharField(help_text=_STAGE_HELP)
+    description = serializers.CharField(allow_blank=True)
+    source = serializers.CharField(allow_blank=True)
+    run_id = serializers.CharField(allow_blank=True)
+    status = serializers.CharField(help_text="READY: versions are ready at once")
+    tags = MlflowKeyValueSerializer(many=True)
+    run_link = serializers.CharField(allow_blank=True)
+    aliases = serializers.ListField(child=serializers.CharField())
+
+
+class MlflowRegisteredModelSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    creation_timestamp = serializers.IntegerField()
+    last_updated_timestamp = serializers.IntegerField()
+    user_id = serializers.CharField(allow_blank=True)
+    description = serializers.CharField(allow_blank=True)
+    latest_versions = MlflowModelVersionSerializer(
+        many=True, help_text="the newest version in each stage"
+    )
+    tags = MlflowKeyValueSerializer(many=True)
+    aliases = MlflowAliasSerializer(many=True)
+
+
+class RegisteredModelNameRequest(serializers.Serializer):
+    name = serializers.CharField()
+
+
+class CreateRegisteredModelRequest(RegisteredModelNameRequest):
+    tags = MlflowKeyValueSerializer(many=True, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class UpdateDescriptionRequest(RegisteredModelNameRequest):
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class SearchRegistryRequest(serializers.Serializer):
+    filter = serializers.CharField(required=False, help_text="e.g. name = 'x', tags.k = 'v'")
+    max_results = serializers.IntegerField(required=False)
+    order_by = serializers.ListField(child=serializers.CharField(), required=False)
+    page_token = serializers.CharField(required=False)
+
+
+class GetLatestVersionsRequest(RegisteredModelNameRequest):
+    stages = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text=f"default: all; {_STAGE_HELP}"
+    )
+
+
+class RegisteredModelTagKeyRequest(RegisteredModelNameRequest):
+    key = serializers.CharField()
+
+
+class RegisteredModelTagRequest(RegisteredModelTagKeyRequest):
+    value = serializers.CharField(allow_blank=True)
+
+
+class AliasRequest(RegisteredModelNameRequest):
+    alias = serializers.CharField()
+
+
+class ModelVersionRequest(RegisteredModelNameRequest):
+    version = serializers.CharField()
+
+
+class SetAliasRequest(ModelVersionRequest):
+    alias = serializers.CharField()
+
+
+class UpdateVersionDescriptionRequest(ModelVersionRequest):
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class ModelVersionTagKeyRequest(ModelVersionRequest):
+    key = serializers.CharField()
+
+
+class ModelVersionTagRequest(ModelVersionTagKeyRequest):
+    value = serializers.CharField(allow_blank=True)
+
+
+class CreateModelVersionRequest(RegisteredModelNameRequest):
+    source = serializers.CharField(help_text="runs:/<run_id>/model")
+    run_id = serializers.CharField(required=False)
+    tags = MlflowKeyValueSerializer(many=True, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    run_link = serializers.CharField(required=False, help_text="accepted, not stored")
+
+
+class TransitionStageRequest(ModelVersionRequest):
+    stage = serializers.CharField(help_text=_STAGE_HELP)
+    archive_existing_versions = serializers.BooleanField(
+        required=False,
+        help_text="Production always archives its previous version; for Staging, true archives "
+        "the other Staging versions",
+    )
+
+
+class RegisteredModelResponse(serializers.Serializer):
+    registered_model = MlflowRegisteredModelSerializer()
+
+
+class ModelVersionResponse(serializers.Serializer):
+    model_version = MlflowModelVersionSerializer()
+
+
+class ModelVersionsResponse(serializers.Serializer):
+    model_versions = MlflowModelVersionSerializer(many=True)
+
+
+class SearchRegisteredModelsResponse(serializers.Serializer):
+    registered_models = MlflowRegisteredModelSerializer(many=True)
+    next_page_token = serializers.CharField(required=False)
+
+
+class SearchModelVersionsResponse(ModelVersionsResponse):
+    next_page_token = serializers.CharField(required=False)

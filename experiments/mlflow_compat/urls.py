@@ -4,6 +4,7 @@
 from django.urls import path
 
 from experiments.mlflow_compat import views as v
+from experiments.mlflow_compat.registry import registry_urlpatterns
 
 tracking_urlpatterns = [
     path("experiments/create", v.CreateExperimentView.as_view()),
@@ -29,6 +30,7 @@ tracking_urlpatterns = [
     path("metrics/get-history", v.GetMetricHistoryView.as_view()),
     path("artifacts/list", v.ListArtifactsView.as_view()),
     path("logged-models/search", v.SearchLoggedModelsView.as_view()),
+    *registry_urlpatterns,  # registered-models/..., model-versions/...
     path("<path:rest>", v.MlflowEndpointNotFoundView.as_view()),
 ]
 

@@ -33,7 +33,7 @@ from experiments.mlflow_compat.protocol import (
     mlflow_exception_handler,
     offset_of,
     optional_int,
-    paged,
+    page_body,
     required,
     required_str,
     run_id_of,
@@ -107,11 +107,10 @@ def search_experiments(request: Request, fields: dict[str, Any]) -> dict[str, An
         order_by=string_list(fields, "order_by"),
         view=view_of(fields.get("view_type")),
     ).prefetch_related("tags")
-    page, token = paged(list(found[offset : offset + limit + 1]), offset=offset, limit=limit)
-    body: dict[str, Any] = {"experiments": [experiment_json(e) for e in page]}
-    if token:
-        body["next_page_token"] = token
-    return body
+    return page_body(
+        "experiments", found, offset=offset, limit=limit,
+        to_json=lambda page: [experiment_json(e) for e in page],
+    )  # fmt: skip
 
 
 def get_experiment(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
@@ -215,11 +214,10 @@ def search_runs(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
         order_by=string_list(fields, "order_by"),
         view=view_of(fields.get("run_view_type")),
     )
-    page, token = paged(list(found[offset : offset + limit + 1]), offset=offset, limit=limit)
-    body: dict[str, Any] = {"runs": [run_json(r) for r in selectors.runs_with_details(page)]}
-    if token:
-        body["next_page_token"] = token
-    return body
+    return page_body(
+        "runs", found, offset=offset, limit=limit,
+        to_json=lambda page: [run_json(r) for r in selectors.runs_with_details(page)],
+    )  # fmt: skip
 
 
 def log_metric(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
@@ -284,12 +282,10 @@ def get_metric_history(request: Request, fields: dict[str, Any]) -> dict[str, An
     limit = optional_int(fields, "max_results", minimum=1)
     if limit is None:
         return {"metrics": [metric_json(m) for m in history]}
-    offset = offset_of(fields.get("page_token"))
-    page, token = paged(list(history[offset : offset + limit + 1]), offset=offset, limit=limit)
-    body: dict[str, Any] = {"metrics": [metric_json(m) for m in page]}
-    if token:
-        body["next_page_token"] = token
-    return body
+    return page_body(
+        "metrics", history, offset=offset_of(fields.get("page_token")), limit=limit,
+        to_json=lambda page: [metric_json(m) for m in page],
+    )  # fmt: skip
 
 
 def _file_infos(entries: list[dict[str, Any]], *, basename: bool) -> list[dict[str, Any]]:

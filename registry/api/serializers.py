@@ -1,18 +1,22 @@
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from features.constants import SYMBOL_MAX_LENGTH
 from registry.models import (
     ALIAS_PATTERN,
     ModelVersion,
     RegisteredModel,
+    Signal,
     Stage,
     StageTransition,
 )
 from registry.services import MAX_REASON_CHARS
+from registry.serving import MAX_PREDICT_SYMBOLS
 
 
 class RuleResultSerializer(serializers.Serializer):
@@ -160,3 +164,77 @@ class RegistryErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     policy_results = RuleResultSerializer(many=True, required=False)
     transition_id = serializers.IntegerField(required=False)
+
+
+# --- serving ------------------------------------------------------------------------------------
+
+SYMBOL_PATTERN = rf"^[^\s\x00-\x1f\x7f]{{1,{SYMBOL_MAX_LENGTH}}}$"
+
+
+class SymbolField(serializers.RegexField):
+    """A symbol string: JSON numbers are refused rather than turned into text."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        message = f"a symbol is a string of 1 to {SYMBOL_MAX_LENGTH} characters, no spaces"
+        super().__init__(SYMBOL_PATTERN, error_messages={"invalid": message}, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class PredictInputSerializer(serializers.Serializer):
+    symbols = serializers.ListField(
+        child=SymbolField(),
+        min_length=1,
+        max_length=MAX_PREDICT_SYMBOLS,
+        help_text=f'1 to {MAX_PREDICT_SYMBOLS} distinct symbols, e.g. ["AAPL", "SPY"]',
+    )
+
+    def validate_symbols(self, symbols: list[str]) -> list[str]:
+        repeated = sorted(s for s, n in Counter(symbols).items() if n > 1)
+        if repeated:
+            raise serializers.ValidationError(f"symbols are repeated: {repeated}")
+        return symbols
+
+
+class PredictionSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    signal = serializers.ChoiceField(
+        choices=Signal.choices,
+        allow_null=True,
+        help_text="long when P(up) > 0.5, short when < 0.5, flat at 0.5 (the training rule); "
+        "null when the symbol could not be predicted (see error)",
+    )
+    probability = serializers.FloatField(
+        allow_null=True, help_text="P(the next bar closes higher than this one)"
+    )
+    as_of = serializers.DateTimeField(
+        allow_null=True, help_text="close time of the bar whose features were used"
+    )
+    stale = serializers.BooleanField(
+        allow_null=True,
+        help_text="true when the features are older than the feature view's ttl: the signal "
+        "describes an old bar (it is still given; the client decides whether to trade on it)",
+    )
+    error = serializers.CharField(
+        allow_null=True,
+        help_text="no_features: the online store has no values for this symbol in the model's "
+        "feature view version (unknown symbol, or not materialized); the other symbols of the "
+        "request are still answered",
+    )
+    detail = serializers.CharField(required=False, help_text="what went wrong, when error is set")
+
+
+class PredictOutputSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    version = serializers.IntegerField(help_text="the Production version that answered")
+    feature_view = VersionFeatureViewSerializer(
+        help_text="the feature view version the model was trained on, whose online values were used"
+    )
+    request_id = serializers.CharField(help_text="also on each logged prediction")
+    latency_ms = serializers.FloatField(
+        help_text="server-side time: model check, online features, inference, log and event"
+    )
+    predictions = PredictionSerializer(many=True, help_text="one per symbol, in request order")

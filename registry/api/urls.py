@@ -22,4 +22,5 @@ urlpatterns = [
         "<str:name>/policy-check", views.ModelPolicyCheckView.as_view(), name="model-policy-check"
     ),
     path("<str:name>/aliases/<str:alias>", views.ModelAliasView.as_view(), name="model-alias"),
+    path("<str:name>/predict", views.ModelPredictView.as_view(), name="model-predict"),
 ]

@@ -23,6 +23,8 @@ from registry.api.serializers import (
     ModelVersionDetailSerializer,
     ModelVersionSerializer,
     PolicyCheckSerializer,
+    PredictInputSerializer,
+    PredictOutputSerializer,
     PromoteSerializer,
     RegisteredModelSerializer,
     RegistryErrorSerializer,
@@ -33,6 +35,8 @@ from registry.api.serializers import (
 from registry.errors import PromotionConflict, PromotionRefused, RegistryError
 from registry.models import ModelVersion, RegisteredModel, Stage
 from registry.policy import PROMOTE_PERMISSION, policy_active
+from registry.serving import predict
+from tradingsite.observability.request_id import current_request_id
 
 CREATE_PERMISSION = "registry.add_modelversion"
 ERRORS = {
@@ -251,3 +255,40 @@ class ModelAliasView(APIView):
         except RegistryError as exc:
             return Response({"detail": str(exc), "code": "not_found"}, status=404)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ModelPredictView(APIView):
+    """Predict with the model's Production version: per symbol, the signal (long/short/flat),
+    P(up), the bar time of the features used and a stale flag, from the online store of the
+    feature view version the model was trained on. Any logged-in user may predict; every
+    prediction is logged (inputs, output, latency) for drift monitoring.
+
+    A symbol without online features gets `error: "no_features"` and the others are still
+    answered (200). 400: bad symbols list; 404: unknown model; 409: no Production version
+    (`no_production_version`), or its artifact fails its sha256 check (`artifact_integrity`)
+    or is not a servable model (`model_unservable`); nothing else is served in its place."""
+
+    @extend_schema(
+        request=PredictInputSerializer,
+        responses={
+            200: PredictOutputSerializer,
+            400: RegistryErrorSerializer,
+            404: RegistryErrorSerializer,
+            409: RegistryErrorSerializer,
+        },
+    )
+    def post(self, request: Request, name: str) -> Response:
+        body = PredictInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        request_id = current_request_id()
+        request_id = "" if request_id == "-" else request_id
+        try:
+            batch = predict(
+                model_name=name,
+                symbols=body.validated_data["symbols"],
+                user=request.user,
+                request_id=request_id,
+            )
+        except RegistryError as exc:
+            return error_response(exc)
+        return Response(batch.as_dict(request_id=request_id))

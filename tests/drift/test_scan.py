@@ -3,19 +3,21 @@ of materialized features; one report per (version, window)."""
 
 from __future__ import annotations
 
+from io import StringIO
 from typing import Any
 
 import pandas as pd
 import pytest
+from django.core.management import call_command
 
 from drift.models import DriftReport
 from drift.services import DriftScanError, drift_scan_all, drift_scan_version
+from drift.tasks import drift_scan_all_task
 from experiments.train import model_train
 from features.demo import DEMO_SYMBOLS, demo_bars, late_regime_first_bar
 from features.services import bars_upsert
 from features.store import feature_view_ensure_default
 from registry.services import model_version_create_from_run, version_transition
-from tests.support import run_concurrently
 from tradingsite.models import Event
 
 pytestmark = pytest.mark.django_db
@@ -60,8 +62,16 @@ def test_the_late_regime_change_is_reported_as_medium_or_high(regime_change: Any
     assert scan.reports_created == 1 and report.model_version == regime_change
     assert report.severity in {"MEDIUM", "HIGH"}, (report.severity, report.share_drifted)
     assert report.window_end > report.window_start
+    assert report.source == "features" and report.n_rows > 0 and report.scan == scan
     assert "scan-test v1" in scan.detail
     assert Event.objects.filter(type="drift.report.created").count() == 1
+    features = list(report.features.all())
+    assert [f.name for f in features] == list(regime_change.feature_view.feature_names)
+    assert sum(f.drifted for f in features) == report.n_features_drifted > 0
+    for feature in features:
+        assert feature.statistics["name"] == feature.name
+        assert feature.statistics["psi"] == feature.psi
+        assert set(feature.statistics["histogram"]) >= {"reference", "current"}
 
 
 def test_a_window_is_reported_once(regime_change: Any) -> None:
@@ -82,14 +92,16 @@ def test_a_version_without_reference_statistics_is_named_not_skipped(regime_chan
         drift_scan_version(regime_change)
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_scans_of_one_window_write_one_report(regime_change: Any) -> None:
-    created: list[bool] = []
-
-    def scan() -> None:
-        created.append(drift_scan_version(regime_change)[1])
-
-    run_concurrently(scan, 4)
-    assert sorted(created) == [False, False, False, True]
-    assert DriftReport.objects.count() == 1
+def test_the_demo_bootstrap_and_its_first_scan_report_the_regime_change(
+    api_client: Any, settings: Any, tmp_path: Any
+) -> None:
+    """`make run`: bootstrap_demo, then the worker's startup scan; the API shows the report."""
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    call_command("bootstrap_demo", stdout=StringIO())
+    assert drift_scan_all_task(trigger="startup") is not None
+    report = DriftReport.objects.get()
+    assert report.severity in {"MEDIUM", "HIGH"} and report.features.count() > 0
+    listed = api_client.get("/api/v1/drift/reports?model=next-bar-direction").json()
+    assert [r["id"] for r in listed["results"]] == [report.pk]
+    detail = api_client.get(f"/api/v1/drift/reports/{report.pk}").json()
+    assert len(detail["features"]) == report.features.count()

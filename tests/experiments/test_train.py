@@ -8,13 +8,20 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from experiments import train as train_module
 from experiments.models import Run
 from experiments.storage import blob_open
-from experiments.train import MODEL_ARTIFACT, REFERENCE_ARTIFACT, TrainingError, model_train
+from experiments.train import (
+    MLMODEL_ARTIFACT,
+    MODEL_ARTIFACT,
+    REFERENCE_ARTIFACT,
+    TrainingError,
+    model_train,
+)
 from experiments.training import model_from_bytes
 from features.demo import DEMO_SYMBOLS, demo_bars, late_regime_first_bar
 from features.models import Bar
@@ -57,6 +64,12 @@ def test_a_training_run_logs_params_metrics_model_and_reference(view) -> None:  
     model = model_from_bytes(_artifact_bytes(run, MODEL_ARTIFACT), sha256=model_artifact.sha256)
     frame = pd.DataFrame([[0.0] * len(view.feature_names)], columns=view.feature_names)
     assert 0.0 <= model.predict_proba(frame)[0, 1] <= 1.0
+    mlmodel = yaml.safe_load(_artifact_bytes(run, MLMODEL_ARTIFACT))
+    flavor = mlmodel["flavors"]["tradingsite_logistic"]
+    assert (mlmodel["run_id"], flavor["data"]) == (run.run_uuid, "model.json")
+    assert flavor["sha256"] == model_artifact.sha256
+    assert flavor["feature_names"] == list(view.feature_names)
+    assert "python_function" not in mlmodel["flavors"]  # nothing that would unpickle
     reference = json.loads(_artifact_bytes(run, REFERENCE_ARTIFACT))
     assert reference["schema_version"] == 2
     assert set(reference["features"]) == set(view.feature_names)

@@ -35,6 +35,7 @@ urlpatterns = [
         name="materialization-job",
     ),
     path("models/", include("registry.api.urls")),
+    path("drift/", include("drift.api.urls")),
     path("", include("experiments.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -16,6 +16,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.views import TokenObtainPairView
 
+from drift.api.serializers import MonitorSerializer as DriftMonitorSerializer
 from tradingsite.events import EventError, events_after, topics_parse
 from tradingsite.models import Topic
 from tradingsite.observability.health import DOWN, OK, service_matrix
@@ -85,7 +86,7 @@ class HealthMatrixView(APIView):
 class MlStatusSerializer(serializers.Serializer):
     features = serializers.DictField()
     registry = serializers.DictField()
-    drift_monitor = serializers.DictField()
+    drift_monitor = DriftMonitorSerializer()
     experiments = serializers.DictField()
 
 

@@ -60,7 +60,7 @@ def route_class(request: HttpRequest) -> str | None:
     if path.startswith(EXEMPT_PREFIXES):
         return None
     if path.startswith("/api/v1/auth/") or (
-        path.startswith("/admin/login") and request.method == "POST"
+        path.startswith(("/admin/login", "/dashboard/login")) and request.method == "POST"
     ):
         return "auth"
     if path.startswith("/api/2.0/"):

@@ -1,10 +1,12 @@
-"""Websocket edge security: JWT from the `token` query parameter, Origin allow-list."""
+"""Websocket edge security: JWT from the `token` query parameter (API clients) or else the
+session cookie (the dashboards' pages), and an Origin allow-list."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import OriginValidator
@@ -26,13 +28,16 @@ def user_for_token(raw: str) -> Any:
 
 
 class JWTQueryAuthMiddleware(BaseMiddleware):
-    """Browsers cannot set headers on a websocket, so the access token comes as `?token=`."""
+    """Browsers cannot set headers on a websocket, so the access token comes as `?token=`.
+    A token, when given, decides alone (an invalid one is anonymous); without one, the user of
+    the session cookie stands (set by the session middleware outside this one)."""
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> Any:
         token = parse_qs(scope.get("query_string", b"").decode("latin1")).get("token", [""])[-1]
-        scope["user"] = (
-            await database_sync_to_async(user_for_token)(token) if token else AnonymousUser()
-        )
+        if token:
+            scope["user"] = await database_sync_to_async(user_for_token)(token)
+        elif "user" not in scope:
+            scope["user"] = AnonymousUser()
         return await super().__call__(scope, receive, send)
 
 
@@ -45,5 +50,7 @@ class BrowserOriginValidator(OriginValidator):
 
 
 def stream_edge(application: Any) -> Any:
+    """Origin check first: a session cookie rides along on any browser's handshake, so a page
+    of a foreign origin must never get this far (cross-site websocket hijacking)."""
     allowed = [*settings.ALLOWED_ORIGINS, *settings.TRUSTED_HOSTS]
-    return BrowserOriginValidator(JWTQueryAuthMiddleware(application), allowed)
+    return BrowserOriginValidator(AuthMiddlewareStack(JWTQueryAuthMiddleware(application)), allowed)

@@ -3,6 +3,7 @@ a tracked training run, and its model registered and in Production (development 
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -17,11 +18,16 @@ from features.demo import DEMO_SYMBOLS, demo_bars, late_regime_first_bar
 from features.models import Bar
 from features.services import bars_upsert
 from features.store import feature_view_ensure_default
-from registry.models import RegisteredModel, Stage
+from registry.errors import RegistryError
+from registry.models import ModelVersion, PredictionLog, RegisteredModel, Stage
 from registry.services import model_version_create_from_run, policy_check, version_transition
+from registry.serving import MAX_PREDICT_SYMBOLS, predict
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "admin"  # noqa: S105 - development profile only; refused in production
+# A read-only dashboard login beside the admin (the analyst role), development only too.
+DEMO_ANALYST = "analyst"
+DEMO_ANALYST_PASSWORD = "analyst"  # noqa: S105
 DEMO_MODEL = "next-bar-direction"
 # The demo bars are a random walk with a late regime change: the model has no edge (accuracy and
 # ROC AUC ~0.5), so the default policy's metric floors refuse it, by design. The demo admin
@@ -42,6 +48,7 @@ class Command(BaseCommand):
         if not users.filter(username=DEMO_USERNAME).exists():
             users.create_superuser(DEMO_USERNAME, "admin@example.com", DEMO_PASSWORD)
             self.stdout.write(f"Created demo user {DEMO_USERNAME!r}.")
+        self._ensure_analyst()
         self._load_demo_bars()
         view = feature_view_ensure_default()
         job = view.jobs.first()
@@ -52,12 +59,39 @@ class Command(BaseCommand):
             )
         self._train_demo_model()
         self._register_demo_model()
+        self._predict_demo()
         self.stdout.write(
             f"Log in as {DEMO_USERNAME} / {DEMO_PASSWORD} (browser), or get an API token with:\n"
             f"  curl -s -X POST localhost:{settings.PORT}/api/v1/auth/token/ "
             f"-H 'Content-Type: application/json' "
             f'-d \'{{"username":"{DEMO_USERNAME}","password":"{DEMO_PASSWORD}"}}\''
         )
+        self.stdout.write(
+            f"Dashboards: http://localhost:{settings.PORT}/dashboard/ as {DEMO_USERNAME} / "
+            f"{DEMO_PASSWORD} (model admin: promotes) or {DEMO_ANALYST} / "
+            f"{DEMO_ANALYST_PASSWORD} (analyst: read-only); development only."
+        )
+        if ModelVersion.objects.filter(model__name=DEMO_MODEL, stage=Stage.PRODUCTION).exists():
+            self.stdout.write(
+                "and predict with the demo model (TOKEN = the token's access value):\n"
+                f"  curl -s -X POST localhost:{settings.PORT}/api/v1/models/{DEMO_MODEL}/predict "
+                "-H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' "
+                f"-d '{{\"symbols\": {json.dumps(list(DEMO_SYMBOLS[:2]))}}}'"
+            )
+
+    def _ensure_analyst(self) -> None:
+        """The demo analyst: reads every dashboard, promotes nothing (once: kept if present)."""
+        from django.contrib.auth.models import Group
+
+        from tradingsite.dashboard.roles import ANALYST_GROUP, roles_ensure
+
+        roles_ensure()
+        users = get_user_model().objects
+        analyst = users.filter(username=DEMO_ANALYST).first()
+        if analyst is None:
+            analyst = users.create_user(DEMO_ANALYST, "analyst@example.com", DEMO_ANALYST_PASSWORD)
+            self.stdout.write(f"Created demo user {DEMO_ANALYST!r} (analyst, read-only).")
+        analyst.groups.add(Group.objects.get(name=ANALYST_GROUP))
 
     def _train_demo_model(self) -> None:
         """Seed §10 step 5: one tracked training run, on the bars before the demo's late regime
@@ -114,6 +148,36 @@ class Command(BaseCommand):
             f"Registered {DEMO_MODEL} v{version.version} and promoted it to Production "
             f"({transition.outcome}: {how})."
         )
+
+    def _predict_demo(self) -> None:
+        """A first few predictions of the Production demo model through the serving path, so the
+        prediction log (drift monitoring's current window) is not empty (once: skipped if the
+        model has predictions already)."""
+        if PredictionLog.objects.filter(model_version__model__name=DEMO_MODEL).exists():
+            return
+        version = ModelVersion.objects.filter(
+            model__name=DEMO_MODEL, stage=Stage.PRODUCTION
+        ).first()
+        if version is None or version.training_set is None:
+            return
+        symbols = list(version.training_set.get("symbols") or [])[:MAX_PREDICT_SYMBOLS]
+        if not symbols:
+            return
+        admin = get_user_model().objects.get(username=DEMO_USERNAME)
+        try:
+            batch = predict(
+                model_name=DEMO_MODEL, symbols=symbols, user=admin, request_id="bootstrap_demo"
+            )
+        except RegistryError as exc:
+            self.stdout.write(f"Demo predictions skipped: {exc}")
+            return
+        shown = ", ".join(
+            f"{e['symbol']} {e['signal']} ({e['probability']:.3f})"
+            if e["error"] is None
+            else f"{e['symbol']} {e['error']}"
+            for e in batch.entries
+        )
+        self.stdout.write(f"Predicted with {DEMO_MODEL} v{batch.served.version}: {shown}.")
 
     def _load_demo_bars(self) -> None:
         """Demo bars go into an empty store only, so real or imported data is never mixed in."""
