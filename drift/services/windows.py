@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
+from django.db import connection
 from django.db.models import Max
 
 from features.store import timeframe_seconds
@@ -91,14 +92,20 @@ def window_from_predictions(version: ModelVersion) -> Window | None:
     since = newest - timedelta(
         seconds=timeframe_seconds(view.timeframe) * settings.DRIFT_WINDOW_BARS
     )
+    recent = logged.filter(as_of__gt=since)
+    if connection.vendor == "postgresql":
+        # One row per (symbol, bar) chosen by the database: a busy client logs the same bar
+        # thousands of times, which need not cross the wire.
+        recent = recent.order_by("symbol", "as_of", "-created_at", "-id").distinct(
+            "symbol", "as_of"
+        )
+    else:
+        recent = recent.order_by("symbol", "as_of", "created_at", "id")
     latest: dict[tuple[str, datetime], list[float]] = {}
-    rows = (
-        logged.filter(as_of__gt=since)
-        .order_by("symbol", "as_of", "created_at", "id")
-        .values_list("symbol", "as_of", "features")
-    )
-    for symbol, as_of, features in rows.iterator(chunk_size=5000):
-        latest[(symbol, as_of)] = features  # ordered: the last logged wins
+    for symbol, as_of, features in recent.values_list("symbol", "as_of", "features").iterator(
+        chunk_size=5000
+    ):
+        latest[(symbol, as_of)] = features  # elsewhere ordered oldest first: the last wins
     if len(latest) < settings.DRIFT_MIN_PREDICTION_ROWS:
         return None
     keys = list(latest)  # in (symbol, as_of) order
