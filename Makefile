@@ -17,9 +17,10 @@ run: install  ## migrate, load demo data, serve on $(PORT) with a Celery worker 
 	PORT=$(PORT) scripts/run.sh
 
 test: install lint  ## the whole suite: embedded profile, then PostgreSQL + Redis when their URLs are set
+	@# the second pass skips what ran identically in the first (tests/conftest.py); -rfEX: no list of those skips
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest
 	@if [ -z "$$DATABASE_URL$$REDIS_URL" ]; then echo "DATABASE_URL/REDIS_URL unset: no PostgreSQL/Redis pass"; \
-	elif $(PY) scripts/services_reachable.py; then $(PY) -m pytest; \
+	elif $(PY) scripts/services_reachable.py; then $(PY) -m pytest -rfEX; \
 	elif [ "$$CI" = "true" ]; then echo "CI=true: PostgreSQL/Redis must be reachable" >&2; exit 1; \
 	else echo "skipping the PostgreSQL/Redis pass: servers unreachable (above)"; fi
 

@@ -18,9 +18,39 @@ from tradingsite.security.breakers import reset_breakers
 PASSWORD = "correct-Horse-battery-9"
 
 
+# pytest-django's fixtures that open the test database (a `django_db` mark does too)
+DATABASE_FIXTURES = frozenset(
+    {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback",
+     "live_server"}
+)  # fmt: skip
+
+
+def uses_database(item: pytest.Item) -> bool:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return item.get_closest_marker("django_db") is not None or bool(DATABASE_FIXTURES & fixtures)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` runs the suite twice: embedded (SQLite, in-process cache), then against the
+    PostgreSQL and Redis named by DATABASE_URL / REDIS_URL. A test that opens neither the test
+    database nor carries a `postgres`/`redis` mark (pure computations, and the e2e tests that
+    start their own processes with an environment they build themselves) does the same thing in
+    both passes, so it runs in the first only. A test that exercises Redis without the database
+    says so with the `redis` mark."""
     on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    second_pass = on_postgres or bool(settings.REDIS_URL)
     for item in items:
+        if (
+            second_pass
+            and not uses_database(item)
+            and not {"postgres", "redis"} & set(item.keywords)
+        ):
+            item.add_marker(
+                pytest.mark.skip(
+                    reason="uses neither the database nor Redis: ran in the embedded pass"
+                )
+            )
+            continue
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(
                 pytest.mark.skip(reason="needs PostgreSQL: runs in make test's DATABASE_URL pass")
