@@ -37,7 +37,7 @@ case "$role" in
         # --preload imports the app (and so the startup validator) in the master before it binds
         # the port; the startup banner closes its database connections before the fork.
         exec gunicorn tradingsite.asgi:application \
-            -k uvicorn_worker.UvicornWorker \
+            -k tradingsite.uvicorn_worker.UvicornWorker \
             --preload \
             -w "${WORKERS:-4}" \
             -b "0.0.0.0:${PORT:-8080}" \

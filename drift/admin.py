@@ -80,12 +80,13 @@ class DriftReportAdmin(ReadOnlyAdmin):
         "window_start",
         "window_end",
         "severity",
+        "prediction_severity",
         "share_drifted",
         "consecutive_high",
         "escalated",
         "source",
     )
-    list_filter = ("severity", "escalated", "source")
+    list_filter = ("severity", "prediction_severity", "escalated", "source")
     search_fields = ("model_version__model__name",)
     list_select_related = ("model_version__model",)
     inlines = [DriftFeatureResultInline]

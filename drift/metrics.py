@@ -22,10 +22,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 logger = logging.getLogger(__name__)
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 REPORT_FEATURE = "_report"  # the `feature` label of a report's overall severity
+PREDICTION_FEATURE = "_prediction"  # ... and of its prediction drift (when computed)
 SEVERITY_NAME = "tradingsite_drift_severity"
 SEVERITY_HELP = (
     "Severity of the latest drift report of each model's Production version: 0 NONE, 1 LOW, "
-    "2 MEDIUM, 3 HIGH, per feature ('_report' = the report's overall severity)"
+    "2 MEDIUM, 3 HIGH, per feature ('_report' = the report's overall severity, '_prediction' = "
+    "the drift of its predicted probabilities)"
 )
 
 SCANS = Counter(
@@ -64,6 +66,8 @@ def severity_samples() -> Iterator[tuple[str, str, int]]:
     for report in latest_production_reports(with_features=True):
         model = report.model_version.model.name
         yield model, REPORT_FEATURE, _rank(report.severity)
+        if report.prediction_severity:
+            yield model, PREDICTION_FEATURE, _rank(report.prediction_severity)
         for feature in report.features.all():
             yield model, feature.name, _rank(feature.severity)
 

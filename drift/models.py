@@ -108,8 +108,9 @@ class DriftScanItem(models.Model):
 
 class DriftReport(models.Model):
     """The drift of one model version's live data over one window against its reference; at
-    most one per (model version, window start), written with its feature results in one
-    transaction."""
+    most one per (model version, window start), written with its feature results and its
+    prediction drift in one transaction. `severity` is the higher of the features' and the
+    prediction drift's (drift.severity.overall_severity); the share counts features only."""
 
     Severity = Severity
 
@@ -140,6 +141,12 @@ class DriftReport(models.Model):
     n_features_tested = models.PositiveIntegerField(default=0)
     n_features_drifted = models.PositiveIntegerField(default=0)
     thresholds = models.JSONField(default=dict, blank=True)  # the resolved thresholds used
+    # Drift of the predicted P(up) (drift.services.predictions): its severity, "" when it was
+    # not computed, and then `prediction_reason` says why; `prediction_statistics` holds what
+    # drift.statistics returned for it (histogram included), as DriftFeatureResult.statistics.
+    prediction_severity = models.CharField(max_length=6, choices=Severity.choices, blank=True)
+    prediction_reason = models.TextField(blank=True)
+    prediction_statistics = models.JSONField(null=True, blank=True)
     # HIGH reports in a row for this version, this one included (0 when not HIGH); escalated
     # once it reaches DRIFT_ESCALATE_AFTER.
     consecutive_high = models.PositiveIntegerField(default=0)

@@ -29,6 +29,15 @@ alpha = 0.05 (on the BH-corrected p-value); drift_share = 0.5 (see below, Eviden
 Overall report (`report_severity`): the highest feature severity, raised to HIGH when the share
 of drifted features among the tested ones is ≥ `drift_share` (Evidently's "dataset drift").
 Per-feature overrides: `{"features": {"rsi_14": {"psi": (0.2, 0.3, 0.4)}}}` inside the dict.
+
+Prediction drift (the distribution of the predicted P(up), `drift.statistics.
+prediction_drift_statistics`) is graded by the same rule as one numeric feature, with the
+cut points of the name "prediction" (overridable like a feature's). It does not count in the
+share of drifted features, which is a share of *features*; the report's severity
+(`overall_severity`) is the higher of the features' severity and the prediction's. So a model
+whose outputs moved is flagged even when no single input moved enough, and unchanged inputs
+with unchanged outputs stay NONE/LOW. A report whose prediction drift could not be computed
+(no prediction column in the reference, no loadable model) is graded on its features alone.
 """
 
 from __future__ import annotations
@@ -197,6 +206,13 @@ def report_severity(
     if n_drifted and share >= drift_share:
         worst = Severity.HIGH
     return ReportSeverity(worst, len(levels), n_drifted, share)
+
+
+def overall_severity(features: Severity | str, prediction: Severity | str | None) -> Severity:
+    """A report's severity: its features' (worst feature, HIGH at drift_share), raised to the
+    prediction drift's when that is higher; None (not computed) leaves the features'."""
+    levels = [Severity(features)] + ([Severity(prediction)] if prediction else [])
+    return max(levels, key=lambda level: level.rank)
 
 
 def drift_report_grade(

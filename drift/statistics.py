@@ -39,6 +39,9 @@ column uses its own finite values. Every column gets all of these:
   windows grade NONE and the 12 regime changes MEDIUM or HIGH (tests/drift).
 - **Benjamini–Hochberg** over the features' adjusted p-values (`false_discovery_control(p,
   "bh")`): `p_value_corrected`, which grades the severity.
+- **Prediction drift** (`prediction_drift_statistics`): the predicted P(up) of the window against
+  the reference's "prediction" column, as one more numeric column with the same tests, τ and
+  grading, corrected on its own (drift.severity says how it enters the report's severity).
 
 How: a block of columns is copied feature-major and each side sorted (missing last); a stable
 argsort merges the two sorted halves (timsort: linear), and one running count of reference
@@ -58,8 +61,9 @@ from typing import Any
 import numpy as np
 from scipy import special, stats
 
+from drift.constants import PREDICTION
 from drift.reference import READABLE_SCHEMA_VERSIONS, autocorrelation_time, histogram_counts
-from drift.severity import DriftReport, drift_report_grade, thresholds_resolve
+from drift.severity import DriftReport, FeatureDrift, drift_report_grade, thresholds_resolve
 
 PSI_EPSILON = 1e-4
 KS_EXACT_MAX_NM = 1_000_000
@@ -229,6 +233,35 @@ def drift_statistics(
         )
     corrected = benjamini_hochberg([row["p_value_adjusted"] for row in partial])
     return drift_report_grade(partial, corrected, thresholds)
+
+
+def prediction_drift_statistics(
+    reference: Mapping[str, Any],
+    predictions: np.ndarray | Sequence[float],
+    *,
+    options: DriftOptions | None = None,
+    current_series: np.ndarray | Sequence[Any] | None = None,
+) -> FeatureDrift:
+    """Drift of the current window's predicted probabilities against the stored reference's
+    "prediction" column (`reference_statistics(..., predictions)`): exactly the tests and the
+    grading of one feature (PSI and JS on the reference bins, KS and Wasserstein on its sample,
+    the p-value on effective sizes with the column's stored τ, else τ of `current_series`).
+    It is a test family of its own: Benjamini–Hochberg over one p-value leaves it as it is, and
+    the features' correction is not diluted by it. Thresholds are the features' (overrides of
+    the name PREDICTION apply, as per-feature ones do). NaN predictions are missing.
+    ValueError when the reference holds no prediction column."""
+    if not isinstance(reference, Mapping):
+        raise ValueError("a stored reference (reference_statistics) is needed")
+    if reference.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
+        raise ValueError(f"unsupported reference schema {reference.get('schema_version')!r}")
+    column = reference.get("prediction")
+    if not isinstance(column, Mapping):
+        raise ValueError("the reference holds no prediction column")
+    current = np.asarray(predictions, dtype=float).reshape(-1, 1)
+    report = drift_statistics(
+        [column], current, [PREDICTION], options=options, current_series=current_series
+    )
+    return report.features[0]
 
 
 def _autocorrelation_times(

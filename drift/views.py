@@ -1,6 +1,7 @@
 """Drift dashboards: the report list (filters, pages, new reports appear live) and the report
-detail: severity banner, per-feature table sorted by score, the drift score bar chart, and for
-the chosen feature its reference-vs-current distribution and its drift timeline."""
+detail: severity banner, per-feature table sorted by score, the drift score bar chart, the
+prediction drift (training vs current distribution of the predicted P(up), or why it is absent),
+and for the chosen feature its reference-vs-current distribution and its drift timeline."""
 
 from __future__ import annotations
 
@@ -80,6 +81,33 @@ def _timeline_points(report: DriftReport, name: str) -> list[dict[str, Any]]:
     ]
 
 
+PREDICTION_LABEL = "predicted P(up)"
+PREDICTION_SCORES = (
+    ("psi", "PSI"), ("ks_statistic", "KS D"), ("p_value_corrected", "p (τ-adjusted)"),
+    ("wasserstein_normed", "W₁/σ"), ("jensen_shannon", "Jensen–Shannon"),
+    ("n_cur", "predictions in window"), ("n_ref", "training predictions"),
+)  # fmt: skip
+
+
+def prediction_context(report: DriftReport) -> dict[str, Any]:
+    """The prediction drift card: severity, main statistics and the overlay chart, or the
+    reason it was not computed."""
+    stats = report.prediction_statistics if report.prediction_severity else None
+    if stats is None:
+        return {"computed": False, "reason": report.prediction_reason}
+    chart = histogram_chart(name=PREDICTION_LABEL, severity=report.prediction_severity,
+                            statistics=stats)  # fmt: skip
+    return {
+        "computed": True,
+        "severity": report.prediction_severity,
+        "origin": "logged with the predictions"
+        if report.source == DriftReport.Source.PREDICTIONS
+        else "the model run on the window's features",
+        "scores": [(label, stats.get(key)) for key, label in PREDICTION_SCORES],
+        "chart": figure_json(distribution_overlay(chart)),
+    }
+
+
 def _report(pk: int) -> DriftReport:
     """drift.selectors.drift_report_detail, without the version's heavy JSON columns."""
     return (
@@ -106,6 +134,7 @@ def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "features": features,
         "chosen": chosen,
         "thresholds": report.thresholds or {},
+        "prediction": prediction_context(report),
         "scores_chart": figure_json(
             feature_scores(
                 [

@@ -229,7 +229,8 @@ class StageTransitionAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(PredictionLog)
 class PredictionLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    """Served predictions, as drift monitoring reads them; written only by registry.serving."""
+    """Served predictions, as drift monitoring reads them; written only by
+    registry.prediction_log."""
 
     list_display = (
         "created_at", "model_version", "symbol", "signal", "probability", "as_of", "stale",

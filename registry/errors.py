@@ -45,3 +45,23 @@ class PromotionConflict(RegistryError):
     def __init__(self, message: str, *, transition_id: int) -> None:
         super().__init__(message)
         self.transition_id = transition_id
+
+
+class ModelNotFound(RegistryError):
+    status_code = 404
+    code = "not_found"
+
+
+class NoProductionVersion(RegistryError):
+    """The model exists but no version of it is in Production: nothing to serve."""
+
+    status_code = 409
+    code = "no_production_version"
+
+
+class ModelUnservable(RegistryError):
+    """The Production version cannot be served as recorded (not a model document, no feature
+    view, features that disagree with its view); the message says why."""
+
+    status_code = 409
+    code = "model_unservable"

@@ -1,5 +1,6 @@
-"""Serving metrics for /metrics, recorded by registry.serving. Model names are label values only
-once the model is known to exist, so unknown names in requests cannot grow the series."""
+"""Serving metrics for /metrics, recorded by registry.serving and registry.prediction_log. Model
+names are label values only once the model is known to exist, so unknown names in requests cannot
+grow the series."""
 
 from __future__ import annotations
 
@@ -21,4 +22,19 @@ MODEL_LOADS = Counter(
     "tradingsite_model_loads_total",
     "Production model loads per model and outcome (loaded, integrity_error, unservable)",
     ["model", "outcome"],
+)
+PREDICTION_LOG_WRITTEN = Counter(
+    "tradingsite_prediction_log_written_total",
+    "PredictionLog rows written by the background writer (registry.prediction_log)",
+)
+PREDICTION_LOG_DROPPED = Counter(
+    "tradingsite_prediction_log_dropped_total",
+    "PredictionLog rows never written, per reason: queue_full (the writer's queue was full), "
+    "write_failed (the database refused the batch on every attempt), shutdown",
+    ["reason"],
+)
+PREDICTION_LOG_FLUSH_SECONDS = Histogram(
+    "tradingsite_prediction_log_flush_seconds",
+    "Time of one background prediction log write (one COPY and its events), retries included",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )

@@ -195,7 +195,8 @@ class PredictionLog(models.Model):
     """One served prediction: the exact input feature vector (in the feature view version's
     order, NaN where the online store had no value), the predicted P(up) and its signal, the bar
     time of the features and the request's latency. Drift monitoring reads these rows as its
-    current window; a request writes all its rows with one INSERT (registry.serving)."""
+    current window. Rows are written in batches by registry.prediction_log (one COPY per flush,
+    off the request path; PREDICTION_LOG_MODE=sync writes a request's rows before it answers)."""
 
     id = models.BigAutoField(primary_key=True)
     model_version = models.ForeignKey(

@@ -40,7 +40,9 @@ from registry.policy import (
     policy_evaluate,
 )
 from registry.selectors import production_version, promotion_facts, rollback_target
+from tradingsite import audit
 from tradingsite.events import event_publish
+from tradingsite.models import AuditAction, AuditOutcome
 from tradingsite.observability.request_id import current_request_id
 
 User = AbstractBaseUser | AnonymousUser
@@ -226,7 +228,67 @@ def version_transition(
     _rollback: bool = False,
 ) -> StageTransition:
     """Move `version` to `to_stage` if the promotion policy allows it (or a permitted actor
-    overrides it), recording the attempt whatever its outcome.
+    overrides it), recording the attempt whatever its outcome (see _transition).
+
+    Every attempt is in the audit log (tradingsite.audit). Applied, refused and lost (409)
+    attempts write their audit row next to their stage-history row, in the same commit; the
+    refused and lost ones commit before the exception is raised. An attempt rejected before
+    it has a history row (bad input, no permission, already in the stage) is audited here,
+    after its transaction has rolled back.
+    """
+    try:
+        return _transition(
+            version=version, to_stage=to_stage, actor=actor, reason=reason,
+            override_justification=override_justification,
+            expected_production=expected_production, _rollback=_rollback,
+        )  # fmt: skip
+    except (PromotionRefused, PromotionConflict):
+        raise  # audited with its stage-history row
+    except RegistryError as exc:
+        audit.record(
+            AuditAction.ROLLBACK if _rollback else AuditAction.PROMOTION,
+            outcome=AuditOutcome.DENIED if isinstance(exc, NotPermitted) else AuditOutcome.INVALID,
+            actor=_user_or_none(actor),
+            target=version,
+            details={
+                "model": version.model.name, "version": version.version,
+                "from_stage": version.stage, "to_stage": to_stage, "reason": reason,
+                "override_justification": override_justification,
+                "error": str(exc), "code": exc.code,
+            },
+        )  # fmt: skip
+        raise
+
+
+def _audit_transition(transition: StageTransition, *, rollback: bool, **extra: Any) -> None:
+    """The audit row of a recorded attempt, written in the attempt's transaction."""
+    version = transition.version
+    audit.record(
+        AuditAction.ROLLBACK if rollback else AuditAction.PROMOTION,
+        outcome=transition.outcome,
+        actor=transition.actor,
+        target=version,
+        details={
+            "model": version.model.name, "version": version.version,
+            "from_stage": transition.from_stage, "to_stage": transition.to_stage,
+            "reason": transition.reason,
+            "override_justification": transition.override_justification,
+            "transition_id": transition.pk, **extra,
+        },
+    )  # fmt: skip
+
+
+def _transition(
+    *,
+    version: ModelVersion,
+    to_stage: str,
+    actor: User,
+    reason: str,
+    override_justification: str,
+    expected_production: ModelVersion | None,
+    _rollback: bool,
+) -> StageTransition:
+    """The transition itself, recording the attempt whatever its outcome.
 
     Entering Production archives the version that held it (its own transition row). The
     Production version the caller saw (`expected_production`, by default read when the call
@@ -259,8 +321,9 @@ def version_transition(
             current = production_version(model=model)
             if to_stage == Stage.PRODUCTION and (current and current.pk) != expected_id:
                 error: RegistryError = _conflict(
-                    version, from_stage, results, override_justification, **record
-                )
+                    version, from_stage, results, override_justification, rollback=_rollback,
+                    **record,
+                )  # fmt: skip
             else:
                 failed = [r for r in check.results if not r.passed]
                 hard = [r for r in failed if r.rule in NOT_OVERRIDABLE]
@@ -276,6 +339,9 @@ def version_transition(
                     outcome=StageTransition.Outcome.REFUSED, override=override_justification,
                     **record,
                 )  # fmt: skip
+                _audit_transition(
+                    transition, rollback=_rollback, failed_rules=[r.rule for r in failed]
+                )
                 note = " (these rules cannot be overridden)" if override_justification else ""
                 error = PromotionRefused(
                     f"the promotion policy refused {model.name} v{version.version} -> "
@@ -287,7 +353,10 @@ def version_transition(
         # The fence: a second Production row got past the lock (it cannot, unless a writer
         # skipped this service); the database refused it, and the attempt is still recorded.
         with transaction.atomic():
-            error = _conflict(version, from_stage, results, override_justification, **record)
+            error = _conflict(
+                version, from_stage, results, override_justification, rollback=_rollback,
+                **record,
+            )  # fmt: skip
     raise error
 
 
@@ -296,12 +365,14 @@ def _conflict(
     from_stage: str,
     results: list[dict[str, Any]],
     override: str,
+    rollback: bool = False,
     **record: Any,
 ) -> PromotionConflict:
     transition = _record(
         version=version, from_stage=from_stage, results=results,
         outcome=StageTransition.Outcome.CONFLICT, override=override, **record,
     )  # fmt: skip
+    _audit_transition(transition, rollback=rollback)
     return PromotionConflict(
         f"{version.model.name}: the Production version changed while this transition was "
         "requested (a concurrent promotion won); review the new state and try again",
@@ -338,6 +409,7 @@ def _apply(
         results=results, outcome=outcome, override=override,
     )  # fmt: skip
     extra = {"archived_version": None if archived is None else current.version}
+    _audit_transition(transition, rollback=rollback, **extra)
     event_publish(
         type="models.rolled_back" if rollback else "models.promoted",
         subject=f"model:{version.model.name}",
@@ -351,7 +423,12 @@ def version_rollback(*, model: RegisteredModel, actor: User, reason: str) -> Sta
     policy's `rollback` rules; the current one is archived."""
     target = rollback_target(model=model)
     if target is None:
-        raise RegistryError(f"{model.name} has no previous Production version to roll back to")
+        error = RegistryError(f"{model.name} has no previous Production version to roll back to")
+        audit.record(
+            AuditAction.ROLLBACK, outcome=AuditOutcome.INVALID, actor=_user_or_none(actor),
+            target=model, details={"model": model.name, "reason": reason, "error": str(error)},
+        )  # fmt: skip
+        raise error
     return version_transition(
         version=target, to_stage=Stage.PRODUCTION, actor=actor, reason=reason, _rollback=True
     )

@@ -19,13 +19,20 @@ store down (its circuit breaker open, or Redis failing), the newest offline-stor
 instead. The model computes P(up) in numpy; `experiments.training.positions_from_proba` turns
 it into the signal exactly as training scored the out-of-fold predictions. A symbol with no
 online features gets an error entry of its own (the others are still served). The rows of a
-request go to `PredictionLog` in one statement, and one `predictions.served` event is
-published in the same transaction.
+request go to `PredictionLog` and are announced by `predictions.served` events through
+`registry.prediction_log`: by a background writer in batches (PREDICTION_LOG_MODE=background,
+production), or before the request answers (sync).
+
+Warm-up. With PREDICTION_WARMUP on, a server process loads every Production version in a
+background thread as it starts (`serving_warmup_start`, from RegistryConfig.ready), so the first
+request pays neither the scikit-learn imports nor a model load. In a pre-fork master (gunicorn
+--preload) a fork waits for the warm-up to end, so the workers start with the models loaded.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -36,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, connections
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -44,10 +51,16 @@ from redis.exceptions import RedisError
 from experiments.storage import blob_path
 from features.models import FeatureRow, FeatureView
 from features.store import online_features
-from registry.errors import ArtifactIntegrityError, RegistryError
+from registry.errors import (
+    ArtifactIntegrityError,
+    ModelNotFound,
+    ModelUnservable,
+    NoProductionVersion,
+    RegistryError,
+)
 from registry.metrics import MODEL_LOADS, PREDICT_LATENCY, PREDICTIONS
-from registry.models import ModelVersion, PredictionLog, RegisteredModel, Signal, Stage
-from tradingsite.events import event_publish
+from registry.models import ModelVersion, RegisteredModel, Signal, Stage
+from registry.prediction_log import ServedPredictions, prediction_log_record
 from tradingsite.security.breakers import CircuitOpenError, get_breaker
 
 if TYPE_CHECKING:
@@ -60,28 +73,7 @@ MAX_PREDICT_SYMBOLS = 100
 # refused before it is read into memory.
 MAX_MODEL_BYTES = 16 * 1024 * 1024
 SIGNAL_OF_POSITION = {1.0: Signal.LONG, -1.0: Signal.SHORT, 0.0: Signal.FLAT}
-PREDICTION_EVENT = "predictions.served"
 NO_FEATURES = "no_features"
-
-
-class ModelNotFound(RegistryError):
-    status_code = 404
-    code = "not_found"
-
-
-class NoProductionVersion(RegistryError):
-    """The model exists but no version of it is in Production: nothing to serve."""
-
-    status_code = 409
-    code = "no_production_version"
-
-
-class ModelUnservable(RegistryError):
-    """The Production version cannot be served as recorded (not a model document, no feature
-    view, features that disagree with its view); the message says why."""
-
-    status_code = 409
-    code = "model_unservable"
 
 
 @dataclass(frozen=True)
@@ -165,7 +157,7 @@ def served_model(name: str) -> LoadedModel:
         held = _loaded.get(name)  # another request thread may have loaded it meanwhile
         if held is not None and _holds(held, row):
             return held
-        loaded = _load(row[0])
+        loaded = load_version(row[0])
         _loaded[name] = loaded
         return loaded
 
@@ -182,7 +174,9 @@ def _refuse(version: ModelVersion, error: RegistryError, outcome: str) -> Regist
     return error
 
 
-def _load(pk: int) -> LoadedModel:
+def load_version(pk: int) -> LoadedModel:
+    """Model version `pk`'s model, its artifact's sha256 and format verified; not cached (the
+    served model is, through served_model). RegistryError (logged, counted) says why not."""
     version = ModelVersion.objects.select_related("model", "feature_view").get(pk=pk)
     label = f"{version.model.name} v{version.version}"
     view = version.feature_view
@@ -248,6 +242,80 @@ def _load(pk: int) -> LoadedModel:
         feature_names=names,
         model=model,
     )
+
+
+# --- warm-up ------------------------------------------------------------------------------------
+
+# A pre-fork master waits this long at most for its warm-up before it forks a worker.
+WARMUP_FORK_WAIT_SECONDS = 60.0
+_warmup: dict[str, threading.Thread | None] = {"thread": None}
+
+
+def serving_warmup() -> list[str]:
+    """Load every Production version into this process, so that the first request of each model
+    pays no scikit-learn import and no model load. Returns the names loaded; a model that fails
+    its checks is skipped (logged by `_refuse`), and its requests get the 409."""
+    _training()
+    names = RegisteredModel.objects.filter(versions__stage=Stage.PRODUCTION).values_list(
+        "name", flat=True
+    )
+    loaded = []
+    for name in sorted(names):
+        try:
+            served_model(name)
+        except RegistryError:
+            continue
+        loaded.append(name)
+    return loaded
+
+
+def serving_warmup_start() -> threading.Thread:
+    """Run `serving_warmup` in a daemon thread, with a database connection of its own that is
+    closed when it ends."""
+    thread = threading.Thread(target=_warmup_thread, name="prediction-warmup", daemon=True)
+    _warmup["thread"] = thread
+    thread.start()
+    return thread
+
+
+def _warmup_thread() -> None:
+    started = time.perf_counter()
+    try:
+        loaded = serving_warmup()
+    except DatabaseError as exc:  # not migrated yet, database down: requests load on demand
+        logger.warning("prediction warm-up skipped: %s", exc)
+        return
+    except Exception:  # a warm-up failure must not take the server down with it
+        logger.exception("prediction warm-up failed; models load on their first request")
+        return
+    finally:
+        connections.close_all()
+    logger.info(
+        "prediction warm-up: %d Production model(s) loaded in %.1f s: %s",
+        len(loaded),
+        time.perf_counter() - started,
+        ", ".join(loaded) or "none",
+    )
+
+
+def _before_fork() -> None:
+    # A worker forked while the warm-up runs would start without its models, and with a copy
+    # of whatever lock the warm-up thread held; waiting hands it the loaded models instead.
+    thread = _warmup["thread"]
+    if thread is not None and thread.is_alive():
+        thread.join(WARMUP_FORK_WAIT_SECONDS)
+
+
+def _after_fork_in_child() -> None:
+    # The child has one thread: locks copied while another thread of the parent held them
+    # would never be released.
+    global _load_locks_guard
+    _load_locks_guard = threading.Lock()
+    _load_locks.clear()
+    _warmup["thread"] = None
+
+
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 @dataclass(frozen=True)
@@ -317,8 +385,9 @@ def predict(
     """Predict each symbol's next-bar direction with `model_name`'s Production version.
 
     Per symbol: signal (long/short/flat), P(up), the bar time of the features and whether they
-    are stale; or, with no online features, an error entry. The predictions are logged (one
-    INSERT) and one `predictions.served` event is published, in one transaction."""
+    are stale; or, with no online features, an error entry. The predictions are handed to the
+    prediction log (`registry.prediction_log`: written in the background, or before this
+    returns in sync mode), which announces them with `predictions.served` events."""
     started = time.perf_counter()
     served = served_model(model_name)
     rows = _latest_rows(served.view, symbols)
@@ -335,31 +404,10 @@ def predict(
     predicted_ms = (time.perf_counter() - started) * 1000
 
     probabilities = proba.tolist()
-    by_symbol = {
-        row["symbol"]: {
-            "symbol": row["symbol"],
-            "signal": signal,
-            "probability": p,
-            "as_of": row["ts"],
-            "stale": row["stale"],
-            "error": None,
-        }
-        for row, p, signal in zip(present, probabilities, signals, strict=True)
-    }
-    view = served.view
-    missing = [row["symbol"] for row in rows if row["symbol"] not in by_symbol]
-    for symbol in missing:
-        by_symbol[symbol] = {
-            "symbol": symbol,
-            "signal": None,
-            "probability": None,
-            "as_of": None,
-            "stale": None,
-            "error": NO_FEATURES,
-            "detail": f"no online features for {symbol} in {view.name} v{view.version}",
-        }
-    requested_by = user.pk if user is not None and user.is_authenticated else None
+    by_symbol = _entries(served, present, probabilities, signals, symbols)
+    missing = [symbol for symbol in symbols if by_symbol[symbol]["error"] is not None]
     now = timezone.now()
+    requested_by = user.pk if user is not None and user.is_authenticated else None
     logs = [
         (
             served.version_id,
@@ -379,32 +427,22 @@ def predict(
         )
     ]
     counts = Counter(signals)
-    own_transaction = not connection.in_atomic_block
-    with transaction.atomic():
-        if own_transaction and connection.vendor == "postgresql":
-            # The log is telemetry: an asynchronous commit skips the WAL flush (~4 ms p50 on
-            # this machine's disk, more than the whole prediction). A crash of the database
-            # can lose the last few hundred milliseconds of predictions and their event,
-            # together, never half of them; other transactions keep synchronous commits.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        _log_write(logs)
-        event_publish(
-            type=PREDICTION_EVENT,
-            subject=f"model:{served.model_name}",
-            payload={
-                "model": served.model_name,
-                "version": served.version,
-                "feature_view": f"{view.name}:v{view.version}",
-                "symbols": len(symbols),
-                "predicted": len(logs),
-                "signals": {s.value: counts.get(s.value, 0) for s in Signal},
-                "stale": sum(1 for row in present if row["stale"]),
-                "missing": missing,
-                "latency_ms": round(predicted_ms, 3),
-                "request_id": request_id,
-            },
+    view = served.view
+    prediction_log_record(
+        ServedPredictions(
+            model_name=served.model_name,
+            version=served.version,
+            feature_view=f"{view.name}:v{view.version}",
+            rows=logs,
+            symbols=len(symbols),
+            signals=counts,
+            stale=sum(1 for row in present if row["stale"]),
+            missing=missing,
+            latency_ms=predicted_ms,
+            request_id=request_id,
+            served_at=now,
         )
+    )
     latency_s = time.perf_counter() - started
     PREDICT_LATENCY.labels(model=served.model_name).observe(latency_s)
     for outcome, count in counts.items():
@@ -415,33 +453,35 @@ def predict(
     return PredictionBatch(served=served, entries=entries, latency_ms=latency_s * 1000)
 
 
-# One statement per request. On PostgreSQL a binary COPY with declared column types: psycopg's
-# C encoders write the rows, where INSERT parameters would make it inspect every float of
-# every feature list to choose an adapter (~4 ms for 50 rows x 16 features on this machine).
-_LOG_COLUMNS = (
-    "model_version_id", "symbol", "as_of", "features", "probability", "signal", "stale",
-    "latency_ms", "request_id", "requested_by_id", "created_at",
-)  # fmt: skip
-_LOG_COPY_TYPES = (
-    "int8", "varchar", "timestamptz", "float8[]", "float8", "varchar", "bool", "float8",
-    "varchar", "int4", "timestamptz",
-)  # fmt: skip
-
-
-def _log_write(rows: list[tuple[Any, ...]]) -> None:
-    """Write PredictionLog rows given as tuples in _LOG_COLUMNS order, in one statement."""
-    if not rows:
-        return
-    if connection.vendor != "postgresql":
-        PredictionLog.objects.bulk_create(
-            PredictionLog(**dict(zip(_LOG_COLUMNS, row, strict=True))) for row in rows
-        )
-        return
-    table = connection.ops.quote_name(PredictionLog._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(c) for c in _LOG_COLUMNS)
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # psycopg's own cursor: COPY is not part of the DB-API
-        with raw.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(list(_LOG_COPY_TYPES))
-            for row in rows:
-                copy.write_row(row)
+def _entries(
+    served: LoadedModel,
+    present: list[dict[str, Any]],
+    probabilities: list[float],
+    signals: list[str],
+    symbols: list[str],
+) -> dict[str, dict[str, Any]]:
+    """The answer per symbol: the prediction, or the no_features error entry."""
+    by_symbol: dict[str, dict[str, Any]] = {
+        row["symbol"]: {
+            "symbol": row["symbol"],
+            "signal": signal,
+            "probability": p,
+            "as_of": row["ts"],
+            "stale": row["stale"],
+            "error": None,
+        }
+        for row, p, signal in zip(present, probabilities, signals, strict=True)
+    }
+    view = served.view
+    for symbol in symbols:
+        if symbol not in by_symbol:
+            by_symbol[symbol] = {
+                "symbol": symbol,
+                "signal": None,
+                "probability": None,
+                "as_of": None,
+                "stale": None,
+                "error": NO_FEATURES,
+                "detail": f"no online features for {symbol} in {view.name} v{view.version}",
+            }
+    return by_symbol

@@ -13,7 +13,10 @@ class TradingsiteConfig(AppConfig):
         from django.conf import settings
 
         import tradingsite.api.schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from tradingsite.audit import connect_signals
         from tradingsite.security.validator import production_settings_errors
+
+        connect_signals()  # logins, logouts, failed logins and admin changes -> the audit log
 
         if not settings.IS_PRODUCTION:
             return

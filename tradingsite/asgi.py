@@ -14,12 +14,15 @@ django_asgi_app = sync_chain_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from registry.prediction_log import prediction_log_lifespan  # noqa: E402
 from tradingsite.observability.banner import log_startup_banner  # noqa: E402
 from tradingsite.routing import websocket_urlpatterns  # noqa: E402
 from tradingsite.security.websocket import stream_edge  # noqa: E402
 
 logger = logging.getLogger("tradingsite.startup")
-protocols = {"http": django_asgi_app}
+# lifespan: uvicorn (gunicorn's workers too) ends a process by re-raising SIGTERM, so atexit
+# never runs there; its lifespan shutdown writes the queued prediction-log rows first.
+protocols = {"http": django_asgi_app, "lifespan": prediction_log_lifespan}
 try:
     protocols["websocket"] = stream_edge(URLRouter(websocket_urlpatterns))
 except Exception:

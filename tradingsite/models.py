@@ -100,3 +100,98 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class AuditAction(models.TextChoices):
+    """The closed set of audited actions (README "Audit log"); a new one is a code change."""
+
+    LOGIN = "auth.login", "Login (dashboard/admin session or API token pair)"
+    LOGIN_FAILED = "auth.login_failed", "Failed login"
+    LOGOUT = "auth.logout", "Logout (session)"
+    TOKEN_REVOKED = "auth.token_revoked", "JWT revoked (API logout)"
+    TOKEN_REFRESH_FAILED = "auth.token_refresh_failed", "Refused JWT refresh"
+    API_TOKEN_CREATED = "auth.api_token_created", "Personal API token created"
+    API_TOKEN_REVOKED = "auth.api_token_revoked", "Personal API token revoked"
+    PERMISSION_DENIED = "auth.permission_denied", "API operation refused to a signed-in user"
+    PROMOTION = "registry.promotion", "Stage transition attempt"
+    ROLLBACK = "registry.rollback", "Rollback attempt"
+    ADMIN_CHANGE = "admin.change", "Change through the Django admin"
+    DRIFT_SCAN_TRIGGERED = "drift.scan_triggered", "On-demand drift scan"
+
+
+class AuditOutcome(models.TextChoices):
+    SUCCESS = "success", "Success"
+    FAILURE = "failure", "Failure"
+    DENIED = "denied", "Denied (permission)"
+    INVALID = "invalid", "Invalid request"
+    # stage transitions (registry.models.StageTransition.Outcome)
+    APPLIED = "applied", "Applied"
+    OVERRIDDEN = "overridden", "Applied by policy override"
+    REFUSED = "refused", "Refused by the policy"
+    CONFLICT = "conflict", "Lost to a concurrent change"
+    # drift scan triggers
+    ACCEPTED = "accepted", "Accepted"
+    RATE_LIMITED = "rate_limited", "Rate limited"
+
+
+class AppendOnlyError(Exception):
+    """Audit events are never changed or deleted through the application."""
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs: object) -> int:
+        raise AppendOnlyError("audit events are append-only: no update")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("audit events are append-only: no delete")
+
+
+class AuditEvent(models.Model):
+    """One security-relevant or operational action, written by tradingsite.audit.record().
+
+    Append-only: the model and its queryset refuse updates and deletes, and on PostgreSQL a
+    trigger refuses UPDATE and DELETE from any client (migration 0004). The actor is a user id
+    without a database constraint plus a username snapshot, so deleting a user neither
+    rewrites nor loses the trail.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    time = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=40, choices=AuditAction.choices)
+    outcome = models.CharField(max_length=16, choices=AuditOutcome.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    target_type = models.CharField(max_length=100, blank=True)
+    target_id = models.CharField(max_length=100, blank=True)
+    target_repr = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["action", "time"], name="audit_action_time"),
+            models.Index(fields=["actor_username", "time"], name="audit_actor_time"),
+            models.Index(fields=["target_type", "target_id"], name="audit_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.action} {self.outcome} {self.actor_username}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("audit events are append-only: no update")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("audit events are append-only: no delete")

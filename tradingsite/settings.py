@@ -8,13 +8,14 @@ a connection pool, Redis for cache, channel layer and broker. The startup valida
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 
-from tradingsite.config import database_config, dev_secret_key, parse_csv
+from tradingsite.config import ConfigError, database_config, dev_secret_key, parse_csv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("TRADINGSITE_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -76,6 +77,21 @@ PROMOTION_POLICY_FILE = env.str("PROMOTION_POLICY_FILE", default="")
 # and the largest artifact one upload may store.
 ARTIFACT_ROOT = Path(env.str("ARTIFACT_ROOT", default="") or VAR_DIR / "artifacts")
 ARTIFACT_MAX_UPLOAD_MB = env.int("ARTIFACT_MAX_UPLOAD_MB", default=512)
+# Serving (registry.prediction_log): `background` writes the prediction log in batches from a
+# thread per process, off the request path (a hard crash loses up to ~0.2 s of log rows, which
+# drift windows then miss); `sync` writes each request's rows before it answers.
+PREDICTION_LOG_MODE = (
+    env.str("PREDICTION_LOG_MODE", default="background" if IS_PRODUCTION else "sync")
+    .strip()
+    .lower()
+)
+if PREDICTION_LOG_MODE not in ("background", "sync"):
+    raise ConfigError(
+        f"PREDICTION_LOG_MODE: {PREDICTION_LOG_MODE!r} is neither 'background' nor 'sync'"
+    )
+# Load the Production models in the background as a server process starts (registry.apps), so
+# the first predict does not pay the model load and the scikit-learn imports (~5 s).
+PREDICTION_WARMUP = env.bool("PREDICTION_WARMUP", default=IS_PRODUCTION)
 
 INSTALLED_APPS = [
     "daphne",
@@ -106,7 +122,9 @@ INSTALLED_APPS = [
 # and its After middleware last, so every response, 429s included, is counted.
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "tradingsite.observability.slo.SloMetricsMiddleware",  # SLO latency + outcome per route class
     "tradingsite.observability.request_id.RequestIdMiddleware",
+    "tradingsite.audit.AuditContextMiddleware",  # client IP for audit records
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -254,7 +272,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + ([] if IS_PRODUCTION else ["rest_framework.renderers.BrowsableAPIRenderer"]),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "tradingsite.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "tradingsite.api.exceptions.exception_handler",
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
@@ -264,6 +282,20 @@ NUM_PROXIES = REST_FRAMEWORK["NUM_PROXIES"]
 # Django's 2.5 MB default would refuse a full bar ingest: 50,000 bars (features.constants) are
 # up to ~10 MB of JSON. Bodies are read only after authentication, so strangers cannot use it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+# Largest `?limit=` a paginated list accepts (DRF's LimitOffsetPagination has no cap by default).
+API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=1000)
+
+# --- /metrics: only for the scraper (tradingsite.observability.exposition) ----------------------
+# Peers (networks) that may read /metrics without a token; loopback by default.
+METRICS_ALLOWED_IPS = parse_csv(env.str("METRICS_ALLOWED_IPS", default="127.0.0.1,::1"))
+try:
+    METRICS_ALLOWED_NETWORKS = tuple(
+        ipaddress.ip_network(entry, strict=False) for entry in METRICS_ALLOWED_IPS
+    )
+except ValueError as exc:
+    raise ConfigError(f"METRICS_ALLOWED_IPS: {exc}") from exc
+# Any peer sending `Authorization: Bearer <METRICS_TOKEN>` may read /metrics; empty: none.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 SIMPLE_JWT = {
     "ALGORITHM": "HS256",
@@ -359,5 +391,7 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "uvicorn.access": {"level": "WARNING"},  # tradingsite.access logs each request already
+        # Audit records (tradingsite/audit.py) reach the log stream whatever LOG_LEVEL says.
+        "tradingsite.audit": {"level": "INFO"},
     },
 }

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from experiments.mlflow_compat import urls as mlflow_urls
 from tradingsite.api.views import health_live
+from tradingsite.observability.exposition import metrics
 from tradingsite.views import home
 
 urlpatterns = [
@@ -15,6 +16,6 @@ urlpatterns = [
     path("api/3.0/mlflow/", include(mlflow_urls.v3_urlpatterns)),
     path("admin/", admin.site.urls),
     path("dashboard/", include("tradingsite.dashboard.urls")),  # server-rendered dashboards
-    path("", include("django_prometheus.urls")),  # GET /metrics
+    path("metrics", metrics, name="metrics"),  # Prometheus; allow-listed peers or a token
     path("", home, name="home"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from drift.models import (
@@ -65,6 +66,14 @@ class ReportSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="model_version.model.name")
     version = serializers.IntegerField(source="model_version.version")
     feature_view = serializers.SerializerMethodField()
+    severity = serializers.ChoiceField(
+        choices=Severity.choices,
+        read_only=True,
+        help_text="the higher of the features' severity and the prediction drift's",
+    )
+    prediction_severity = serializers.SerializerMethodField(
+        help_text="severity of the predicted probabilities' drift; null when not computed"
+    )
 
     class Meta:
         model = DriftReport
@@ -80,6 +89,7 @@ class ReportSerializer(serializers.ModelSerializer):
             "n_rows",
             "symbols",
             "severity",
+            "prediction_severity",
             "share_drifted",
             "n_features_tested",
             "n_features_drifted",
@@ -92,6 +102,12 @@ class ReportSerializer(serializers.ModelSerializer):
     def get_feature_view(self, report: DriftReport) -> str | None:
         view = report.feature_view
         return None if view is None else f"{view.name} v{view.version}"
+
+    # An inline enum: a second ChoiceField of the severities would be a second enum component
+    # of the same choices (a drf-spectacular warning); ENUM_NAME_OVERRIDES live in settings.
+    @extend_schema_field({"type": "string", "enum": [*Severity.values, None], "nullable": True})
+    def get_prediction_severity(self, report: DriftReport) -> str | None:
+        return report.prediction_severity or None
 
 
 class FeatureResultSerializer(serializers.ModelSerializer):
@@ -119,13 +135,75 @@ class FeatureResultSerializer(serializers.ModelSerializer):
         return {k: v for k, v in (row.statistics or {}).items() if k != "histogram"}
 
 
+class PredictionDriftSerializer(serializers.Serializer):
+    """The drift of the predicted P(up) in the window against the training predictions: the
+    same statistics and grading as a feature, or, when it could not be computed, why."""
+
+    computed = serializers.BooleanField()
+    origin = serializers.ChoiceField(
+        choices=[
+            ("logged", "the probabilities logged with the served predictions"),
+            ("model", "the version's model run on the window's materialized features"),
+        ],
+        help_text="where the window's predicted probabilities come (or would come) from",
+    )
+    severity = serializers.ChoiceField(choices=Severity.choices, allow_null=True)
+    drifted = serializers.BooleanField(allow_null=True)
+    n = serializers.IntegerField(allow_null=True, help_text="finite predictions in the window")
+    n_reference = serializers.IntegerField(
+        allow_null=True, help_text="training predictions behind the reference bins"
+    )
+    psi = serializers.FloatField(allow_null=True)
+    ks_statistic = serializers.FloatField(allow_null=True)
+    p_value_corrected = serializers.FloatField(
+        allow_null=True, help_text="on effective sample sizes; a test family of its own"
+    )
+    wasserstein_normed = serializers.FloatField(allow_null=True)
+    jensen_shannon = serializers.FloatField(allow_null=True)
+    statistics = serializers.JSONField(
+        allow_null=True,
+        help_text="everything drift.statistics computed, less the histogram (see .../histograms)",
+    )
+    reason = serializers.CharField(
+        allow_blank=True, help_text="why it was not computed; empty when it was"
+    )
+
+
+PREDICTION_ORIGIN = {DriftReport.Source.PREDICTIONS: "logged", DriftReport.Source.FEATURES: "model"}
+PREDICTION_COLUMNS = (
+    "psi", "ks_statistic", "p_value_corrected", "wasserstein_normed", "jensen_shannon"
+)  # fmt: skip
+
+
+def prediction_block(report: DriftReport) -> dict[str, Any]:
+    """The report's prediction drift as PredictionDriftSerializer shapes it."""
+    stats = report.prediction_statistics if report.prediction_severity else None
+    computed = stats is not None
+    return {
+        "computed": computed,
+        "origin": PREDICTION_ORIGIN.get(report.source, "model"),
+        "severity": report.prediction_severity or None,
+        "drifted": bool(stats.get("drifted")) if computed else None,
+        "n": stats.get("n_cur") if computed else None,
+        "n_reference": stats.get("n_ref") if computed else None,
+        **{key: stats.get(key) if computed else None for key in PREDICTION_COLUMNS},
+        "statistics": {k: v for k, v in stats.items() if k != "histogram"} if computed else None,
+        "reason": "" if computed else report.prediction_reason,
+    }
+
+
 class ReportDetailSerializer(ReportSerializer):
     thresholds = serializers.JSONField()
     features = FeatureResultSerializer(many=True)
+    prediction = serializers.SerializerMethodField()
 
     class Meta(ReportSerializer.Meta):
-        fields = [*ReportSerializer.Meta.fields, "thresholds", "features"]
+        fields = [*ReportSerializer.Meta.fields, "thresholds", "features", "prediction"]
         read_only_fields = fields
+
+    @extend_schema_field(PredictionDriftSerializer)
+    def get_prediction(self, report: DriftReport) -> dict[str, Any]:
+        return PredictionDriftSerializer(prediction_block(report)).data
 
 
 class HistogramSideSerializer(serializers.Serializer):
@@ -147,6 +225,12 @@ class HistogramSerializer(serializers.Serializer):
 class HistogramsSerializer(serializers.Serializer):
     report_id = serializers.IntegerField()
     features = HistogramSerializer(many=True)
+    prediction = HistogramSerializer(
+        allow_null=True,
+        help_text="the predicted probabilities, training (reference) vs the window; null when "
+        "prediction drift was not computed (see prediction_reason)",
+    )
+    prediction_reason = serializers.CharField(allow_blank=True)
 
 
 class FeatureQuerySerializer(serializers.Serializer):

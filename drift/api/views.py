@@ -32,9 +32,12 @@ from drift.api.serializers import (
     TimelineQuerySerializer,
     TimelineSerializer,
 )
+from drift.constants import PREDICTION
 from drift.histograms import histogram_chart
 from drift.metrics import SCAN_REQUESTS
 from drift.models import DriftReport, DriftScan
+from tradingsite import audit
+from tradingsite.models import AuditAction, AuditOutcome
 from tradingsite.security.ratelimit import Rate, rate_limit_hit
 
 RUN_SCAN_PERMISSION = "drift.run_scan"
@@ -79,7 +82,9 @@ def _report(pk: int) -> DriftReport:
 
 
 class DriftReportDetailView(APIView):
-    """One report with every feature's statistics and the thresholds it was graded with."""
+    """One report with every feature's statistics, its prediction drift (the predicted
+    probabilities' statistics, or why they were not computed) and the thresholds it was graded
+    with."""
 
     @extend_schema(responses={200: ReportDetailSerializer, 404: DriftErrorSerializer})
     def get(self, request: Request, pk: int) -> Response:
@@ -87,7 +92,8 @@ class DriftReportDetailView(APIView):
 
 
 class DriftReportHistogramsView(APIView):
-    """Reference vs current histograms of a report's features (all, or `feature=a,b`)."""
+    """Reference vs current histograms of a report's features (all, or `feature=a,b`) and of
+    its predicted probabilities (null when prediction drift was not computed)."""
 
     @extend_schema(
         parameters=[FeatureQuerySerializer],
@@ -97,12 +103,30 @@ class DriftReportHistogramsView(APIView):
         query = FeatureQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         wanted = set(query.validated_data.get("feature") or [])
-        rows = [row for row in _report(pk).features.all() if not wanted or row.name in wanted]
+        report = _report(pk)
+        rows = [row for row in report.features.all() if not wanted or row.name in wanted]
         charts = [
             histogram_chart(name=row.name, severity=row.severity, statistics=row.statistics)
             for row in rows
         ]
-        return Response({"report_id": pk, "features": charts})
+        computed = bool(report.prediction_severity and report.prediction_statistics)
+        prediction = (
+            histogram_chart(
+                name=PREDICTION,
+                severity=report.prediction_severity,
+                statistics=report.prediction_statistics,
+            )
+            if computed
+            else None
+        )
+        return Response(
+            {
+                "report_id": pk,
+                "features": charts,
+                "prediction": prediction,
+                "prediction_reason": "" if computed else report.prediction_reason,
+            }
+        )
 
 
 class DriftTimelineView(APIView):
@@ -160,8 +184,16 @@ class DriftScanRequestView(APIView):
         body.is_valid(raise_exception=True)
         rate = Rate.parse(settings.DRIFT_SCAN_QUOTA)
         allowed, retry_after = rate_limit_hit(bucket=f"drift-scan:{request.user.pk}", rate=rate)
+        scope = {
+            "model": body.validated_data["model"],
+            "version": body.validated_data.get("version"),
+        }
         if not allowed:
             SCAN_REQUESTS.labels(outcome="rate_limited").inc()
+            audit.record(
+                AuditAction.DRIFT_SCAN_TRIGGERED, outcome=AuditOutcome.RATE_LIMITED,
+                request=request, details=scope,
+            )  # fmt: skip
             return Response(
                 {
                     "detail": f"On-demand drift scans are limited to {rate.limit} per "
@@ -179,8 +211,16 @@ class DriftScanRequestView(APIView):
             )
         except DriftScanRequestError as exc:
             SCAN_REQUESTS.labels(outcome="refused").inc()
+            audit.record(
+                AuditAction.DRIFT_SCAN_TRIGGERED, outcome=AuditOutcome.INVALID, request=request,
+                details={**scope, "error": str(exc), "code": exc.code},
+            )  # fmt: skip
             return Response({"detail": str(exc), "code": exc.code}, status=exc.status_code)
         SCAN_REQUESTS.labels(outcome="accepted").inc()
+        audit.record(
+            AuditAction.DRIFT_SCAN_TRIGGERED, outcome=AuditOutcome.ACCEPTED, request=request,
+            target=scan, details=scope,
+        )  # fmt: skip
         scan.refresh_from_db()  # an eager (inline) run may have finished it already
         return Response(
             ScanAcceptedSerializer(scan).data,

@@ -1,6 +1,7 @@
 """Drift services (writes): scans, reports, alerts. Split by concern; import from here."""
 
 from drift.services.alerts import drift_alert_raise
+from drift.services.predictions import PredictionDrift, prediction_drift
 from drift.services.reports import VersionScan, drift_scan_version, report_payload
 from drift.services.scans import (
     NO_MODELS,
@@ -20,6 +21,7 @@ __all__ = [
     "WINDOW_SOURCES",
     "DriftScanError",
     "DriftScanRequestError",
+    "PredictionDrift",
     "VersionScan",
     "Window",
     "WindowLocked",
@@ -32,5 +34,6 @@ __all__ = [
     "drift_scan_schedule",
     "drift_scan_targets",
     "drift_scan_version",
+    "prediction_drift",
     "report_payload",
 ]

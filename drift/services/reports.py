@@ -2,8 +2,10 @@
 
 The Redis lock keeps a second worker from computing a window that is being computed; the unique
 constraint on (model_version, window_start) is the fence, and losing to it is a no-op. The report,
-its feature results, its events and its webhook deliveries commit in one transaction: a worker
-killed half-way leaves nothing behind, and the window is scanned again by the retry.
+its feature results, its prediction drift, its events and its webhook deliveries commit in one
+transaction: a worker killed half-way leaves nothing behind, and the window is scanned again by
+the retry. The report's severity is the higher of the features' and the prediction drift's
+(drift.severity.overall_severity).
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from drift.metrics import REPORT_FEATURE, SCANS, record_report
+from drift.metrics import PREDICTION_FEATURE, REPORT_FEATURE, SCANS, record_report
 from drift.models import DriftFeatureResult, DriftReport, DriftScan, DriftScanItem, Severity
 from drift.selectors import drift_thresholds_for
 from drift.services.alerts import drift_alert_raise
 from drift.services.locks import scan_lock
+from drift.services.predictions import PredictionDrift, prediction_drift
 from drift.services.windows import DriftScanError, Window, current_window
 from drift.severity import DriftReport as StatisticsReport
+from drift.severity import overall_severity
 from drift.statistics import DriftOptions, drift_statistics
 from registry.models import ModelVersion
 from tradingsite.events import event_publish
@@ -65,9 +69,11 @@ def drift_scan_version(version: ModelVersion, *, scan: DriftScan | None = None) 
             return VersionScan(Outcome.LOCKED, None, "window being reported by another worker")
         if done := _already_reported(version, window, scan):  # finished while we waited
             return done
-        result = _statistics(version, window)
+        result, prediction = _statistics(version, window)
         try:
-            report = _report_store(version=version, window=window, result=result, scan=scan)
+            report = _report_store(
+                version=version, window=window, result=result, prediction=prediction, scan=scan
+            )
         except IntegrityError:
             # The fence: another worker wrote this window first (its lease had lapsed, or no
             # lock store was reachable). Not an error: its report stands.
@@ -89,28 +95,39 @@ def _already_reported(
     return VersionScan(Outcome.DUPLICATE, report, "window already reported")
 
 
-def _statistics(version: ModelVersion, window: Window) -> StatisticsReport:
+def _statistics(version: ModelVersion, window: Window) -> tuple[StatisticsReport, PredictionDrift]:
+    """The features' drift (a reference that does not fit the view fails the scan) and the
+    prediction drift (which, when it cannot be computed, only says why)."""
     view = version.feature_view
+    options = DriftOptions(thresholds=drift_thresholds_for(view=view))
     try:
-        return drift_statistics(
+        result = drift_statistics(
             version.reference_statistics,
             window.matrix,
             list(view.feature_names),
-            options=DriftOptions(thresholds=drift_thresholds_for(view=view)),
+            options=options,
             current_series=window.series,
         )
     except ValueError as exc:  # a reference that does not fit the view, bad thresholds
         raise DriftScanError(f"cannot compare with the reference: {exc}") from exc
+    return result, prediction_drift(version=version, window=window, options=options)
 
 
 def _report_store(
-    *, version: ModelVersion, window: Window, result: StatisticsReport, scan: DriftScan | None
+    *,
+    version: ModelVersion,
+    window: Window,
+    result: StatisticsReport,
+    prediction: PredictionDrift,
+    scan: DriftScan | None,
 ) -> DriftReport:
-    """Write the report, its features, its events and alerts in one transaction."""
+    """Write the report, its features, its prediction drift, its events and alerts in one
+    transaction."""
     data = result.as_dict()
     share = data["drift_share"]
+    severity = str(overall_severity(result.severity, prediction.severity or None))
     with transaction.atomic():
-        consecutive = _consecutive_high(version, window, str(result.severity))
+        consecutive = _consecutive_high(version, window, severity)
         report = DriftReport.objects.create(
             model_version=version,
             feature_view=version.feature_view,
@@ -120,13 +137,16 @@ def _report_store(
             window_end=window.end,
             n_rows=window.n_rows,
             symbols=window.symbols,
-            severity=str(result.severity),
+            severity=severity,
             share_drifted=float(share) if share is not None else 0.0,
             n_features_tested=int(data["n_tested"]),
             n_features_drifted=int(data["n_drifted"]),
             thresholds=data["thresholds"],
             consecutive_high=consecutive,
             escalated=consecutive >= settings.DRIFT_ESCALATE_AFTER,
+            prediction_severity=prediction.severity,
+            prediction_reason=prediction.reason,
+            prediction_statistics=prediction.statistics,
         )
         features = DriftFeatureResult.objects.bulk_create(
             [_feature_row(report, feature) for feature in data["features"]]
@@ -138,6 +158,8 @@ def _report_store(
         if report.severity == Severity.HIGH:
             drift_alert_raise(report=report, payload=payload)
     severities = [(REPORT_FEATURE, report.severity)] + [(f.name, f.severity) for f in features]
+    if report.prediction_severity:
+        severities.append((PREDICTION_FEATURE, report.prediction_severity))
     model = version.model.name
 
     def after_commit() -> None:
@@ -184,6 +206,9 @@ def report_payload(report: DriftReport, features: list[DriftFeatureResult]) -> d
         "version": version.version,
         "severity": report.severity,
         "share_drifted": report.share_drifted,
+        # None when prediction drift was not computed; `prediction_reason` then says why
+        "prediction_severity": report.prediction_severity or None,
+        "prediction_reason": report.prediction_reason,
         "features_drifted": [
             {"name": f.name, "severity": f.severity, "psi": f.psi} for f in features if f.drifted
         ],

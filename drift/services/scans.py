@@ -226,6 +226,8 @@ def _item_text(item: DriftScanItem) -> str:
         return f"{label}: {item.detail}"
     report = item.report
     text = f"{label}: {report.severity}, {report.share_drifted:.0%} of features drifted"
+    if report.prediction_severity:
+        text += f", predictions {report.prediction_severity}"
     if item.outcome != Outcome.CREATED:
         text += " (window already reported)"
     return text

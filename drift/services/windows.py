@@ -2,11 +2,11 @@
 
 Sources are tried in order (`WINDOW_SOURCES`); the first that has enough data gives the window,
 and the report records which one it was:
-1. "predictions": the feature vectors the version was actually served (registry.PredictionLog)
-   for bars within DRIFT_WINDOW_BARS timeframes of the newest predicted bar; one row per
-   (symbol, bar), the latest logged, since a client asking every minute about a daily bar
-   logs the same input many times and would otherwise weigh it many times. Used when it has
-   at least DRIFT_MIN_PREDICTION_ROWS rows;
+1. "predictions": the feature vectors the version was actually served (registry.PredictionLog),
+   with the P(up) it answered, for bars within DRIFT_WINDOW_BARS timeframes of the newest
+   predicted bar; one row per (symbol, bar), the latest logged, since a client asking every
+   minute about a daily bar logs the same input many times and would otherwise weigh it many
+   times. Used when it has at least DRIFT_MIN_PREDICTION_ROWS rows;
 2. "features": the materialized features of the version's training symbols in its feature
    view version, over the same number of bars.
 A source that lacks enough rows answers None and the next one is tried.
@@ -34,13 +34,16 @@ class DriftScanError(ValueError):
 @dataclass(frozen=True)
 class Window:
     """Rows × features in the version's feature view order, the symbol of each row (rows are in
-    time order within a symbol), the first and last bar time, and where the rows came from."""
+    time order within a symbol), the first and last bar time, where the rows came from, and
+    for logged predictions the P(up) served for each row (None for materialized features,
+    which no model has seen: prediction drift then runs the model on them)."""
 
     matrix: np.ndarray
     series: list[str]
     start: datetime
     end: datetime
     source: str  # drift.models.DriftReport.Source
+    predictions: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -101,18 +104,22 @@ def window_from_predictions(version: ModelVersion) -> Window | None:
         )
     else:
         recent = recent.order_by("symbol", "as_of", "created_at", "id")
-    latest: dict[tuple[str, datetime], list[float]] = {}
-    for symbol, as_of, features in recent.values_list("symbol", "as_of", "features").iterator(
-        chunk_size=5000
-    ):
-        latest[(symbol, as_of)] = features  # elsewhere ordered oldest first: the last wins
+    latest: dict[tuple[str, datetime], tuple[list[float], float | None]] = {}
+    for symbol, as_of, features, probability in recent.values_list(
+        "symbol", "as_of", "features", "probability"
+    ).iterator(chunk_size=5000):
+        # elsewhere ordered oldest first: the last wins
+        latest[(symbol, as_of)] = (features, probability)
     if len(latest) < settings.DRIFT_MIN_PREDICTION_ROWS:
         return None
     keys = list(latest)  # in (symbol, as_of) order
     width = len(view.feature_names)
     matrix = np.array(
-        [[np.nan if v is None else v for v in latest[key]] for key in keys], dtype=float
+        [[np.nan if v is None else v for v in latest[key][0]] for key in keys], dtype=float
     ).reshape(len(keys), width)
+    probabilities = np.array(
+        [np.nan if latest[key][1] is None else latest[key][1] for key in keys], dtype=float
+    )
     stamps = [as_of for _, as_of in keys]
     if min(stamps) == max(stamps):
         return None
@@ -122,6 +129,7 @@ def window_from_predictions(version: ModelVersion) -> Window | None:
         start=min(stamps),
         end=max(stamps),
         source="predictions",
+        predictions=probabilities,
     )
 
 

@@ -72,6 +72,10 @@ def test_the_late_regime_change_is_reported_as_medium_or_high(regime_change: Any
         assert feature.statistics["name"] == feature.name
         assert feature.statistics["psi"] == feature.psi
         assert set(feature.statistics["histogram"]) >= {"reference", "current"}
+    # the trainer stores its predictions on the training rows; the scan runs the served model
+    assert regime_change.reference_statistics["prediction"]["summary"]["count"] > 0
+    assert report.prediction_severity in {"NONE", "LOW", "MEDIUM", "HIGH"}, report.prediction_reason
+    assert report.prediction_statistics["n_cur"] == report.n_rows
 
 
 def test_a_window_is_reported_once(regime_change: Any) -> None:

@@ -24,6 +24,7 @@ from drift.severity import (
     Severity,
     effect_level,
     feature_severity,
+    overall_severity,
     report_severity,
     thresholds_for,
     thresholds_resolve,
@@ -34,6 +35,7 @@ from drift.statistics import (
     chi_square,
     drift_statistics,
     jensen_shannon,
+    prediction_drift_statistics,
     psi,
     quantile_edges,
     select_test,
@@ -599,9 +601,10 @@ def test_a_stored_reference_carries_tau_and_samples_count_as_nearly_independent(
     )
 
 
-def _demo_scan(seed: int, regime: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+def _demo_scan(seed: int, regime: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
     """What a scan of the demo's last DRIFT_WINDOW_BARS bars sees: reference from a model
-    trained on the bars before the late regime, current window the last 60 bars per symbol."""
+    trained on the bars before the late regime, current window the last 60 bars per symbol;
+    the features' report and the prediction drift of the model run on the window."""
     import features.demo as demo
     from experiments.training import next_bar_labels, train_walk_forward
     from features.transforms import CORE_TECHNICAL, compute_features
@@ -620,7 +623,11 @@ def _demo_scan(seed: int, regime: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
     result = train_walk_forward(train, names, n_folds=3)
     reference = json.loads(json.dumps(result.reference_statistics(sample_size=5000)))
     window = features[features.position >= n_bars - 60]
-    return drift_statistics(reference, window[names].to_numpy(), names)
+    series = window["symbol"].to_numpy()
+    prediction = prediction_drift_statistics(
+        reference, result.predict_proba(window), current_series=series
+    )
+    return drift_statistics(reference, window[names].to_numpy(), names), prediction
 
 
 @pytest.mark.parametrize("seed", [3, 11])
@@ -628,11 +635,21 @@ def test_the_demo_regime_change_is_medium_or_high_and_unchanged_data_none_or_low
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Before effective sample sizes, every unchanged window here graded HIGH (69-75 % drifted).
-    unchanged = _demo_scan(seed, regime=False, monkeypatch=monkeypatch)
+    unchanged, unchanged_prediction = _demo_scan(seed, regime=False, monkeypatch=monkeypatch)
     assert unchanged.severity in (Severity.NONE, Severity.LOW), unchanged.as_dict()["features"]
+    # the report's severity, predictions included (drift.severity.overall_severity)
+    assert unchanged_prediction.tested and unchanged_prediction.n_cur == 300
+    assert overall_severity(unchanged.severity, unchanged_prediction.severity) in (
+        Severity.NONE,
+        Severity.LOW,
+    ), unchanged_prediction
     monkeypatch.undo()
-    changed = _demo_scan(seed, regime=True, monkeypatch=monkeypatch)
+    changed, changed_prediction = _demo_scan(seed, regime=True, monkeypatch=monkeypatch)
     assert changed.severity in (Severity.MEDIUM, Severity.HIGH)
+    assert overall_severity(changed.severity, changed_prediction.severity) in (
+        Severity.MEDIUM,
+        Severity.HIGH,
+    )
     drifted = {f.name for f in changed.features if f.drifted}
     # Volatility doubled: 1-bar returns (τ ≈ 1: 300 rows weigh as 300) show it first; the slow
     # volatility features (τ 20-90 bars) hold only a handful of independent values in 60 bars.

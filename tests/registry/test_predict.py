@@ -9,8 +9,12 @@ import logging
 import math
 import os
 import pickle
+import sys
+import threading
+import time
+import types
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -19,9 +23,10 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
+from django.apps import apps
 from django.core.cache import cache
 from django.core.management import call_command
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client import REGISTRY
@@ -50,7 +55,8 @@ from features.store import (
     online_features,
 )
 from features.transforms import CORE_TECHNICAL
-from registry import serving
+from registry import prediction_log, serving
+from registry.apps import SERVER_ENTRY_MODULES
 from registry.models import ModelVersion, PredictionLog, Stage
 from registry.services import model_version_create_from_run, version_rollback, version_transition
 from tests.registry.conftest import client_for
@@ -115,14 +121,14 @@ def post(client: APIClient, symbols: Any, url: str = URL) -> Any:
     return client.post(url, {"symbols": symbols}, format="json")
 
 
-def register_raw_artifact(view: FeatureView, data: bytes) -> ModelVersion:
-    """A FINISHED run whose model artifact holds `data` as uploaded, registered as MODEL."""
+def register_raw_artifact(view: FeatureView, data: bytes, model_name: str = MODEL) -> ModelVersion:
+    """A FINISHED run whose model artifact holds `data` as uploaded, registered as `model_name`."""
     run = run_create(
         experiment=experiment_get_or_create(name="uploads"), name="upload", feature_view=view
     )
     run_artifact_store(run=run, name=MODEL_ARTIFACT, data=data)
     run = run_finish(run=run)
-    return model_version_create_from_run(model_name=MODEL, run=run, user=None)
+    return model_version_create_from_run(model_name=model_name, run=run, user=None)
 
 
 def metric(name: str, **labels: str) -> float:
@@ -252,7 +258,9 @@ def test_the_warm_path_asks_the_database_once_which_version_is_in_production(
     post(api_client, ["AAA"])
     with (
         CaptureQueriesContext(connection) as queries,
-        mock.patch.object(serving, "_log_write", wraps=serving._log_write) as log_write,
+        mock.patch.object(
+            prediction_log, "log_rows_write", wraps=prediction_log.log_rows_write
+        ) as log_write,
     ):
         assert post(api_client, ["AAA", "BBB", "CCC"]).status_code == 200
     sql = [q["sql"] for q in queries.captured_queries]
@@ -367,21 +375,113 @@ def test_every_prediction_is_logged_with_its_inputs_and_latency(
         assert row.request_id == body["request_id"] and row.requested_by == user
 
 
-def test_one_predictions_event_per_request(
-    train: Callable[..., ModelVersion], overrider: Any, api_client: APIClient
+def test_in_sync_mode_each_request_writes_its_rows_and_one_event_before_it_answers(
+    train: Callable[..., ModelVersion], overrider: Any, api_client: APIClient, settings: Any
 ) -> None:
+    settings.PREDICTION_LOG_MODE = "sync"
     promote(train(), overrider)
     before = Event.objects.filter(topic="predictions").count()
-    body = post(api_client, ["AAA", "BBB", "NOPE"]).json()
-    [event] = Event.objects.filter(topic="predictions")[before:]
+    with mock.patch.object(prediction_log.writer, "submit") as submit:
+        body = post(api_client, ["AAA", "BBB", "NOPE"]).json()
+    assert not submit.called
+    assert PredictionLog.objects.count() == 2
+    [event] = Event.objects.filter(topic="predictions").order_by("id")[before:]
     assert event.type == "predictions.served" and event.subject == f"model:{MODEL}"
     payload = event.payload
     assert payload["model"] == MODEL and payload["version"] == 1
     assert payload["feature_view"] == "core_technical:v1"
-    assert (payload["symbols"], payload["predicted"], payload["missing"]) == (3, 2, ["NOPE"])
+    assert (payload["requests"], payload["symbols"], payload["predicted"]) == (1, 3, 2)
+    assert payload["missing"] == ["NOPE"]
     signals = [p["signal"] for p in body["predictions"] if p["signal"]]
     assert payload["signals"] == {s: signals.count(s) for s in ("long", "short", "flat")}
-    assert payload["request_id"] == body["request_id"]
+    assert payload["request_ids"] == [body["request_id"]]
+    assert 0 < payload["latency_ms_max"] == payload["latency_ms_mean"] <= body["latency_ms"]
+
+
+def test_in_background_mode_the_request_only_queues_its_rows(
+    train: Callable[..., ModelVersion], overrider: Any, api_client: APIClient, settings: Any
+) -> None:
+    settings.PREDICTION_LOG_MODE = "background"
+    promote(train(), overrider)
+    before = Event.objects.filter(topic="predictions").count()
+    with mock.patch.object(prediction_log.writer, "submit") as submit:
+        body = post(api_client, ["AAA", "NOPE"]).json()
+    [[served]] = [call.args for call in submit.call_args_list]
+    assert (served.model_name, served.version, served.symbols) == (MODEL, 1, 2)
+    assert [row[1] for row in served.rows] == ["AAA"] and served.missing == ["NOPE"]
+    assert served.request_id == body["request_id"]
+    assert not PredictionLog.objects.exists()
+    assert Event.objects.filter(topic="predictions").count() == before
+
+
+@pytest.fixture
+def background_writer(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[prediction_log.PredictionLogWriter]:
+    """Background mode with a writer of this test's own that writes only when flushed."""
+    settings.PREDICTION_LOG_MODE = "background"
+    writer = prediction_log.PredictionLogWriter(flush_interval_seconds=60.0)
+    monkeypatch.setattr(prediction_log, "writer", writer)
+    yield writer
+    writer.close(timeout=10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_background_mode_requests_are_logged_by_the_writer_and_announced_together(
+    train: Callable[..., ModelVersion],
+    overrider: Any,
+    api_client: APIClient,
+    background_writer: prediction_log.PredictionLogWriter,
+    settings: Any,
+    view: FeatureView,
+) -> None:
+    version = train()
+    promote(version, overrider)
+    entry = cache.get(_online_key(view, "AAA"))  # a bar earlier, so the drift window spans two
+    earlier = datetime.fromisoformat(entry["ts"]) - timedelta(days=1)
+    cache.set(_online_key(view, "AAA"), {**entry, "ts": earlier.isoformat()}, None)
+    before = Event.objects.filter(type="predictions.served").count()
+    bodies = [post(api_client, symbols).json() for symbols in (["AAA", "BBB"], ["CCC", "NOPE"])]
+    assert not PredictionLog.objects.exists()  # queued: the request did not wait for them
+    assert prediction_log.prediction_log_flush(timeout=10)
+    logged = {(row.request_id, row.symbol): row for row in PredictionLog.objects.all()}
+    expected = {
+        (body["request_id"], entry["symbol"]): entry
+        for body in bodies
+        for entry in body["predictions"]
+        if entry["error"] is None
+    }
+    assert set(logged) == set(expected)
+    for key, entry in expected.items():
+        assert logged[key].probability == entry["probability"]
+        assert logged[key].signal == entry["signal"]
+    [event] = Event.objects.filter(type="predictions.served").order_by("id")[before:]
+    payload = event.payload
+    assert (payload["requests"], payload["symbols"], payload["predicted"]) == (2, 4, 3)
+    assert payload["missing"] == ["NOPE"]
+    assert payload["request_ids"] == [body["request_id"] for body in bodies]
+    # Drift monitoring reads what the writer wrote as the version's current window.
+    from drift.services import current_window
+
+    settings.DRIFT_MIN_PREDICTION_ROWS = 3
+    window = current_window(version)
+    assert window.source == "predictions" and window.n_rows == 3
+
+
+def test_in_background_mode_a_full_log_queue_never_fails_the_request(
+    train: Callable[..., ModelVersion],
+    overrider: Any,
+    api_client: APIClient,
+    background_writer: prediction_log.PredictionLogWriter,
+) -> None:
+    promote(train(), overrider)
+    background_writer.max_queued_rows = 2
+    before = metric("tradingsite_prediction_log_dropped_total", reason="queue_full")
+    for _ in range(2):
+        assert post(api_client, ["AAA", "BBB"]).status_code == 200
+    assert background_writer.queued_rows == 2
+    assert metric("tradingsite_prediction_log_dropped_total", reason="queue_full") == before + 2
+    background_writer.max_queued_rows = 0  # nothing left to write into the test's transaction
 
 
 def test_latency_and_predictions_are_in_the_metrics(
@@ -489,6 +589,120 @@ def test_concurrent_requests_load_a_new_version_once(
         )
     assert answers == [1] * 8 and loads.call_count == 1
     assert PredictionLog.objects.count() == 8
+
+
+# --- warm-up ----------------------------------------------------------------------------------
+
+
+def test_the_warmup_loads_the_production_models_so_the_first_request_loads_none(
+    train: Callable[..., ModelVersion],
+    overrider: Any,
+    api_client: APIClient,
+    view: FeatureView,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    promote(train(), overrider)
+    promote(register_raw_artifact(view, b"not a model", model_name="broken"), overrider)
+    register_raw_artifact(view, b"staging only", model_name="unpromoted")
+    with (
+        caplog.at_level(logging.ERROR, logger="registry.serving"),
+        mock.patch.object(training, "model_from_bytes", wraps=model_from_bytes) as loads,
+    ):
+        assert serving.serving_warmup() == [MODEL]  # the broken one is skipped, logged
+        assert loads.call_count == 2
+        assert post(api_client, ["AAA"]).status_code == 200
+        assert loads.call_count == 2
+    assert "refusing to serve broken v1" in caplog.text
+    assert set(serving.serving_cache_snapshot()) == {MODEL}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_warmup_thread_loads_with_a_connection_of_its_own(
+    train: Callable[..., ModelVersion], overrider: Any
+) -> None:
+    promote(train(), overrider)
+    thread = serving.serving_warmup_start()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert serving.serving_cache_snapshot() == {
+        MODEL: (1, ModelVersion.objects.get().artifact_sha256)
+    }
+
+
+def test_a_failed_warmup_is_logged_and_leaves_loading_to_the_requests(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with (
+        caplog.at_level(logging.WARNING, logger="registry.serving"),
+        mock.patch.object(serving, "serving_warmup", side_effect=OperationalError("down")),
+    ):
+        thread = serving.serving_warmup_start()
+        thread.join(10)
+    assert not thread.is_alive() and "prediction warm-up skipped: down" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("enabled", "entry_module", "started"),
+    [
+        (True, "tradingsite.asgi", True),
+        (True, "tradingsite.wsgi", True),
+        (True, None, False),  # manage.py migrate, celery, pytest: no server module imported
+        (False, "tradingsite.asgi", False),
+    ],
+)
+def test_the_warmup_starts_in_server_processes_only_and_only_when_enabled(
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    enabled: bool,
+    entry_module: str | None,
+    started: bool,
+) -> None:
+    settings.PREDICTION_WARMUP = enabled
+    for name in SERVER_ENTRY_MODULES:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    if entry_module is not None:
+        monkeypatch.setitem(sys.modules, entry_module, types.ModuleType(entry_module))
+    with mock.patch.object(serving, "serving_warmup_start") as start:
+        apps.get_app_config("registry").ready()
+    assert start.called is started
+
+
+def test_a_fork_waits_for_the_warmup_and_the_child_starts_with_fresh_locks_and_log_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What gunicorn --preload does: the master warms up, then forks its workers."""
+    writer = prediction_log.PredictionLogWriter(flush_interval_seconds=60.0)
+    monkeypatch.setattr(prediction_log, "writer", writer)
+    writer._pending.append(mock.sentinel.queued)  # the parent's to write, not the child's
+    writer._pending_rows = 1
+    warming = threading.Thread(target=time.sleep, args=(0.3,))
+    monkeypatch.setitem(serving._warmup, "thread", warming)
+    held = serving._load_lock(MODEL)
+    held.acquire()  # as if the warm-up held it at the fork
+    warming.start()
+    read, write = os.pipe()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: report and leave at once (no atexit, no pytest teardown)
+            fresh = serving._load_lock(MODEL)
+            state = (
+                fresh is not held and fresh.acquire(timeout=1),
+                writer.queued_rows == 0 and writer._thread is None,
+                serving._warmup["thread"] is None,
+            )
+            os.write(write, json.dumps(state).encode())
+            os._exit(0)
+        warmed_before_fork = not warming.is_alive()
+        os.waitpid(pid, 0)
+        assert json.loads(os.read(read, 100)) == [True, True, True]
+        assert warmed_before_fork
+        assert writer.queued_rows == 1  # the parent keeps its queue
+    finally:
+        held.release()
+        os.close(read)
+        os.close(write)
+        writer._pending.clear()
+        writer._pending_rows = 0
 
 
 def test_bootstrap_demo_makes_a_few_demo_predictions_once() -> None:

@@ -7,9 +7,12 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError
 from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from tradingsite import audit
+from tradingsite.models import AuditAction, AuditOutcome
 from tradingsite.security.breakers import CircuitOpenError
 
 logger = logging.getLogger(__name__)
@@ -25,4 +28,26 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+    if isinstance(exc, PermissionDenied):
+        _audit_denied(exc, context)
     return drf_exception_handler(exc, context)
+
+
+def _audit_denied(exc: PermissionDenied, context: dict[str, Any]) -> None:
+    """A signed-in user refused an operation (function- or object-level) is an audit event;
+    anonymous refusals are 401s, counted by the metrics and not audited (they are noise)."""
+    request = context.get("request")
+    if request is None or not getattr(request.user, "is_authenticated", False):
+        return
+    view = context.get("view")
+    audit.record(
+        AuditAction.PERMISSION_DENIED,
+        outcome=AuditOutcome.DENIED,
+        request=request,
+        details={
+            "method": request.method,
+            "path": request.path,
+            "view": type(view).__name__ if view is not None else "",
+            "detail": str(exc.detail),
+        },
+    )

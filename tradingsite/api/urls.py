@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from experiments.api import tokens as api_tokens
 from features.api import feature_views as fv
-from tradingsite.api import views
+from tradingsite.api import audit, views
 
 urlpatterns = [
     path("auth/token/", views.TokenObtainView.as_view(), name="auth-token"),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="auth-token-revoke"),
     path("auth/api-tokens/", api_tokens.ApiTokenListView.as_view(), name="api-tokens"),
     path("auth/api-tokens/<int:pk>", api_tokens.ApiTokenRevokeView.as_view(), name="api-token"),
+    path("audit/", audit.AuditEventListView.as_view(), name="audit-events"),
     path("health", views.HealthMatrixView.as_view(), name="api-health"),
     path("events", views.EventListView.as_view(), name="events"),
     path("ml/status", views.MlStatusView.as_view(), name="ml-status"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
@@ -17,8 +19,9 @@ from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.views import TokenObtainPairView
 
 from drift.api.serializers import MonitorSerializer as DriftMonitorSerializer
+from tradingsite import audit
 from tradingsite.events import EventError, events_after, topics_parse
-from tradingsite.models import Topic
+from tradingsite.models import AuditAction, AuditOutcome, Topic
 from tradingsite.observability.health import DOWN, OK, service_matrix
 from tradingsite.observability.metrics import AUTH_FAILURES, AUTH_TOKENS_ISSUED, TOKENS_REVOKED
 from tradingsite.security.breakers import OPEN, breakers_snapshot
@@ -104,7 +107,12 @@ class TokenPairSerializer(serializers.Serializer):
 
 
 class TokenObtainView(TokenObtainPairView):
-    """Username + password -> access and refresh tokens."""
+    """Username + password -> access and refresh tokens. A wrong password is audited by the
+    user_login_failed signal that authenticate() sends (tradingsite.audit)."""
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        self.credentials = super().get_serializer(*args, **kwargs)  # its `user`, once valid
+        return self.credentials
 
     def post(self, request: Request, *args: object, **kwargs: object) -> Response:
         try:
@@ -114,6 +122,12 @@ class TokenObtainView(TokenObtainPairView):
             raise
         if response.status_code == 200:
             AUTH_TOKENS_ISSUED.labels(grant="password").inc()
+            audit.record(
+                AuditAction.LOGIN,
+                actor=self.credentials.user,
+                request=request,
+                details={"method": "jwt", "path": request.path},
+            )
         else:
             AUTH_FAILURES.labels(endpoint="token").inc()
         return response
@@ -140,6 +154,10 @@ class TokenRefreshView(APIView):
             pair = refresh_token_rotate(raw_refresh=body.validated_data["refresh"])
         except InvalidToken:
             AUTH_FAILURES.labels(endpoint="refresh").inc()
+            # invalid, expired, or already used: a replayed refresh token is a stolen one
+            audit.record(
+                AuditAction.TOKEN_REFRESH_FAILED, outcome=AuditOutcome.FAILURE, request=request
+            )
             raise
         AUTH_TOKENS_ISSUED.labels(grant="refresh").inc()
         return Response(pair)
@@ -171,7 +189,16 @@ class TokenRevokeView(APIView):
             access_token_revoke(token=request.auth, user=request.user)
             revoked.append("access")
         if refresh := body.validated_data.get("refresh"):
-            refresh_token_revoke(raw_refresh=refresh, user=request.user)
+            try:
+                refresh_token_revoke(raw_refresh=refresh, user=request.user)
+            except InvalidToken as exc:  # someone else's, forged or expired
+                audit.record(
+                    AuditAction.TOKEN_REVOKED,
+                    outcome=AuditOutcome.FAILURE,
+                    request=request,
+                    details={"revoked": revoked, "refused": "refresh", "error": str(exc.detail)},
+                )
+                raise
             revoked.append("refresh")
         if not revoked:
             return Response(
@@ -180,6 +207,14 @@ class TokenRevokeView(APIView):
             )
         for token_type in revoked:
             TOKENS_REVOKED.labels(token_type=token_type).inc()
+        jti = str(request.auth.get("jti", "")) if isinstance(request.auth, Token) else ""
+        audit.record(
+            AuditAction.TOKEN_REVOKED,
+            request=request,
+            target_type="jwt" if jti else "",
+            target_id=jti,
+            details={"revoked": revoked},
+        )
         return Response({"revoked": revoked})
 
 

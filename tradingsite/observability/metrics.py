@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 AUTH_TOKENS_ISSUED = Counter(
     "tradingsite_auth_tokens_issued_total", "JWT pairs issued, by grant", ["grant"]
@@ -48,4 +48,21 @@ WEBSOCKET_CLIENTS = Gauge(
     "tradingsite_websocket_clients",
     "Websocket clients connected to /ws/stream",
     multiprocess_mode="livesum",
+)
+
+# --- SLO series (tradingsite.observability.slo): one histogram and one counter per route class --
+# Bucket edges include the SLO thresholds (50 ms liveness, 250 ms reads, 500 ms writes; see
+# tradingsite.observability.slo.SLO_SECONDS) so "share of requests under the target" is exact.
+HTTP_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+HTTP_REQUEST_DURATION = Histogram(
+    "tradingsite_http_request_duration_seconds",
+    "Time from the first middleware to the response, per route class and method",
+    ["route_class", "method"],
+    buckets=HTTP_LATENCY_BUCKETS,
+)
+HTTP_REQUESTS = Counter(
+    "tradingsite_http_requests_total",
+    "Responses per route class, method and outcome (success, client_error, server_error, "
+    "throttled)",
+    ["route_class", "method", "outcome"],
 )

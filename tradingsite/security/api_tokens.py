@@ -28,7 +28,8 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from tradingsite.models import ApiToken
+from tradingsite import audit
+from tradingsite.models import ApiToken, AuditAction
 from tradingsite.observability.metrics import AUTH_FAILURES, AUTH_TOKENS_ISSUED
 
 TOKEN_PREFIX = "ts_"
@@ -54,6 +55,12 @@ def api_token_create(
         expires_at=expires_at,
     )
     AUTH_TOKENS_ISSUED.labels(grant="api_token").inc()
+    audit.record(
+        AuditAction.API_TOKEN_CREATED,
+        actor=user,
+        target=row,
+        details={"prefix": row.prefix, "expires_at": expires_at and expires_at.isoformat()},
+    )
     return row, token
 
 
@@ -62,6 +69,13 @@ def api_token_revoke(*, token: ApiToken) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        # tokens are revoked by their owner (the API serves only one's own tokens)
+        audit.record(
+            AuditAction.API_TOKEN_REVOKED,
+            actor=token.user,
+            target=token,
+            details={"prefix": token.prefix},
+        )
     return token
 
 

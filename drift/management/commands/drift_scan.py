@@ -8,6 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from drift.models import DriftScan
 from drift.services import DriftScanRequestError, drift_scan_all
+from tradingsite import audit
+from tradingsite.models import AuditAction, AuditOutcome
 
 
 class Command(BaseCommand):
@@ -25,6 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["model_version"] is not None and not options["model"]:
             raise CommandError("--model-version needs --model")
+        scope = {"model": options["model"], "version": options["model_version"], "via": "command"}
         try:
             scan = drift_scan_all(
                 trigger=DriftScan.Trigger.COMMAND,
@@ -32,7 +35,15 @@ class Command(BaseCommand):
                 version=options["model_version"],
             )
         except DriftScanRequestError as exc:
+            audit.record(
+                AuditAction.DRIFT_SCAN_TRIGGERED, outcome=AuditOutcome.INVALID,
+                details={**scope, "error": str(exc)},
+            )  # fmt: skip
             raise CommandError(str(exc)) from exc
+        audit.record(
+            AuditAction.DRIFT_SCAN_TRIGGERED, outcome=AuditOutcome.ACCEPTED, target=scan,
+            details={**scope, "status": scan.status},
+        )  # fmt: skip
         for item in scan.items.select_related("model_version__model", "report"):
             version = item.model_version
             line = f"{version.model.name} v{version.version}: {item.outcome}"

@@ -23,6 +23,7 @@ ML_STATUS_PATH = "/api/v1/ml/status"
 EXPECTED_SERVICES = ("database", "cache", "broker", "channel_layer", "scheduler")
 REQUESTS_BY_METHOD = "django_http_requests_total_by_method_total"
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+METRICS_TOKEN_ENV = "METRICS_TOKEN"
 
 
 class CheckFailed(Exception):
@@ -99,11 +100,13 @@ class Validator:
 
     # --- HTTP -------------------------------------------------------------------------------------
     def request(
-        self, method: str, path: str, *, auth: bool = False, **kwargs: Any
+        self, method: str, path: str, *, auth: bool = False, bearer: str = "", **kwargs: Any
     ) -> requests.Response:
         headers = {"Accept": "application/json"}
         if auth and self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        if bearer:  # a credential of its own, e.g. the metrics token
+            headers["Authorization"] = f"Bearer {bearer}"
         return self.session.request(
             method,
             self.base_url + path,
@@ -211,7 +214,15 @@ class Validator:
         return f"{counts}; default view {features.get('default_view')!r} {registered}"
 
     def check_metrics(self) -> str:
-        response = self.request("GET", "/metrics", auth=False)
+        # /metrics answers allow-listed peers, or anyone with the server's METRICS_TOKEN.
+        metrics_token = os.environ.get(METRICS_TOKEN_ENV, "")
+        response = self.request("GET", "/metrics", bearer=metrics_token)
+        if response.status_code in (403, 404):
+            raise CheckFailed(
+                f"/metrics answered {response.status_code}: this host is not on the server's "
+                f"METRICS_ALLOWED_IPS; set ${METRICS_TOKEN_ENV} to the server's METRICS_TOKEN"
+                + (" (it is set: is it the server's?)" if metrics_token else "")
+            )
         self.expect_status(response, 200)
         names = _sample_names(response.text)
         own = sorted(name for name in names if name.startswith("tradingsite_"))
