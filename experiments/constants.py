@@ -62,3 +62,21 @@ TAG_SOURCE_NAME = "mlflow.source.name"
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
 MLFLOW_ARTIFACTS_SCHEME = "mlflow-artifacts:"
+
+# Who may write (reads need a login only). The researcher role holds them all; the /api/v1 views
+# and the MLflow endpoints name which one each write needs. Restoring is undoing a delete, and
+# everything logged under a run (params, metrics, tags, artifacts, its status) changes the run.
+ADD_EXPERIMENT_PERMISSION = "experiments.add_experiment"
+CHANGE_EXPERIMENT_PERMISSION = "experiments.change_experiment"
+DELETE_EXPERIMENT_PERMISSION = "experiments.delete_experiment"
+ADD_RUN_PERMISSION = "experiments.add_run"
+CHANGE_RUN_PERMISSION = "experiments.change_run"
+DELETE_RUN_PERMISSION = "experiments.delete_run"
+TRACKING_PERMISSIONS = (
+    ADD_EXPERIMENT_PERMISSION,
+    CHANGE_EXPERIMENT_PERMISSION,
+    DELETE_EXPERIMENT_PERMISSION,
+    ADD_RUN_PERMISSION,
+    CHANGE_RUN_PERMISSION,
+    DELETE_RUN_PERMISSION,
+)

@@ -46,6 +46,8 @@ class FeatureView(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["name", "version"], name="feature_view_name_version")
         ]
+        # Starting a materialization job (the API's materialize; the data engineer role).
+        permissions = [("materialize_featureview", "Can start a materialization of a view")]
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"

@@ -99,9 +99,35 @@ def password() -> str:
     return PASSWORD
 
 
+def user_in_roles(django_user_model: Any, username: str, *groups: str) -> Any:
+    """A new user in the named role groups (tradingsite.dashboard.roles), read back so that no
+    permission cache predates the groups."""
+    from django.contrib.auth.models import Group
+
+    from tradingsite.dashboard.roles import roles_ensure
+
+    roles_ensure()  # a transactional test's flush may have removed the groups
+    user = django_user_model.objects.create_user(username, password=PASSWORD)
+    user.groups.add(*Group.objects.filter(name__in=groups))
+    assert user.groups.count() == len(groups)
+    return django_user_model.objects.get(pk=user.pk)
+
+
 @pytest.fixture
 def user(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user("analyst", password=PASSWORD)
+    """The suite's writing client: a researcher (experiment tracking) and a data engineer
+    (market bars, materializations). Its username predates the roles; it is no analyst."""
+    from tradingsite.dashboard.roles import DATA_ENGINEER_GROUP, RESEARCHER_GROUP
+
+    return user_in_roles(django_user_model, "analyst", RESEARCHER_GROUP, DATA_ENGINEER_GROUP)
+
+
+@pytest.fixture
+def analyst_user(django_user_model: Any) -> Any:
+    """A user with the read-only analyst role only."""
+    from tradingsite.dashboard.roles import ANALYST_GROUP
+
+    return user_in_roles(django_user_model, "reader", ANALYST_GROUP)
 
 
 @pytest.fixture

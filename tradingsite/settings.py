@@ -269,6 +269,12 @@ REST_FRAMEWORK = {
     ],
     # Deny by default: every API route needs a user unless it says otherwise.
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON with depth, field-count, 64-bit and NUL limits (a hostile body is a 400, not a 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "tradingsite.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + ([] if IS_PRODUCTION else ["rest_framework.renderers.BrowsableAPIRenderer"]),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

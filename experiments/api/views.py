@@ -1,7 +1,8 @@
 """The native tracking API: experiments, runs, batches, histories, artifacts, comparison.
 
 Views parse the request and call a service or a selector; a TrackingError from either becomes
-`{"detail": ..., "code": ...}` with its status (400, 404, 409, 413).
+`{"detail": ..., "code": ...}` with its status (400, 404, 409, 413). Reads need a login; each
+write needs the permission its view names in `write_permissions` (the researcher role).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -38,6 +40,12 @@ from experiments.api.serializers import (
     metric_number,
 )
 from experiments.constants import (
+    ADD_EXPERIMENT_PERMISSION,
+    ADD_RUN_PERMISSION,
+    CHANGE_EXPERIMENT_PERMISSION,
+    CHANGE_RUN_PERMISSION,
+    DELETE_EXPERIMENT_PERMISSION,
+    DELETE_RUN_PERMISSION,
     METRIC_HISTORY_DEFAULT_PAGE,
     METRIC_HISTORY_MAX_PAGE,
     NATIVE_MAX_PAGE_SIZE,
@@ -46,6 +54,7 @@ from experiments.errors import ResourceDoesNotExistError, TrackingError
 from experiments.models import Experiment, Run
 from experiments.storage import blob_open
 from features.models import FeatureView
+from tradingsite.api.permissions import WritePermissions
 
 SEARCH_PARAMETERS = [
     OpenApiParameter("filter", str, description="MLflow filter, e.g. metrics.sharpe > 1"),
@@ -64,7 +73,10 @@ class HistoryPagination(LimitOffsetPagination):
 
 
 class TrackingErrorsMixin:
-    """Service errors -> `{"detail", "code"}` with the error's status."""
+    """Service errors -> `{"detail", "code"}` with the error's status. Writes need the permission
+    the view names for the method in `write_permissions` (none named: every write refused)."""
+
+    permission_classes = [IsAuthenticated, WritePermissions]
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, TrackingError):
@@ -96,6 +108,7 @@ class ExperimentListView(TrackingErrorsMixin, GenericAPIView):
 
     serializer_class = ExperimentSerializer
     pagination_class = TrackerPagination
+    write_permissions = {"POST": ADD_EXPERIMENT_PERMISSION}
 
     def get_queryset(self) -> QuerySet[Experiment]:
         if getattr(self, "swagger_fake_view", False):
@@ -122,6 +135,11 @@ class ExperimentListView(TrackingErrorsMixin, GenericAPIView):
 
 class ExperimentDetailView(TrackingErrorsMixin, APIView):
     """One experiment; PATCH renames or describes it, DELETE soft-deletes it and its runs."""
+
+    write_permissions = {
+        "PATCH": CHANGE_EXPERIMENT_PERMISSION,
+        "DELETE": DELETE_EXPERIMENT_PERMISSION,
+    }
 
     @extend_schema(responses=ExperimentSerializer)
     def get(self, request: Request, pk: int) -> Response:
@@ -151,6 +169,8 @@ class RunListView(TrackingErrorsMixin, GenericAPIView):
 
     serializer_class = RunSerializer
     pagination_class = TrackerPagination
+    # experiment_name creates the experiment when absent: creating runs includes that
+    write_permissions = {"POST": ADD_RUN_PERMISSION}
 
     def get_queryset(self) -> QuerySet[Run]:
         if getattr(self, "swagger_fake_view", False):
@@ -211,6 +231,8 @@ class RunDetailView(TrackingErrorsMixin, APIView):
     """One run with its params, latest metrics and tags; PATCH ends, renames or links it to a
     feature view version; DELETE soft-deletes it."""
 
+    write_permissions = {"PATCH": CHANGE_RUN_PERMISSION, "DELETE": DELETE_RUN_PERMISSION}
+
     @extend_schema(responses=RunSerializer)
     def get(self, request: Request, run_id: str) -> Response:
         return Response(RunSerializer(_run_with_details(selectors.run_get(run_id=run_id))).data)
@@ -247,6 +269,8 @@ class RunDetailView(TrackingErrorsMixin, APIView):
 class RunLogBatchView(TrackingErrorsMixin, APIView):
     """Log params, metric points and tags in one transaction (up to 10,000 points): all or none.
     A changed param value, a non-numeric metric or an oversized batch is a 400 naming it."""
+
+    write_permissions = {"POST": CHANGE_RUN_PERMISSION}
 
     @extend_schema(request=LogBatchSerializer, responses=LogBatchResultSerializer)
     def post(self, request: Request, run_id: str) -> Response:
@@ -321,6 +345,8 @@ def artifact_download(artifact: Any) -> FileResponse:
 class RunArtifactView(TrackingErrorsMixin, APIView):
     """PUT the request body as the artifact `path` (sha256 computed on the server; a bad path
     is refused before a byte is stored); GET it back as an attachment."""
+
+    write_permissions = {"PUT": CHANGE_RUN_PERMISSION}
 
     @extend_schema(
         responses={

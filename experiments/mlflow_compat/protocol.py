@@ -5,7 +5,8 @@ fields as numbers or digit strings, doubles as numbers or "NaN"/"Infinity"/"-Inf
 by name. GET requests carry the same fields as query parameters. Errors are
 `{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "..."}` with the HTTP status MLflow's
 server uses for that code (mlflow.exceptions.ERROR_CODE_TO_HTTP_STATUS), so the client raises
-MlflowException with the right error_code.
+MlflowException with the right error_code. A signed-in user refused an operation gets
+PERMISSION_DENIED (403), audited as auth.permission_denied like the rest of the API.
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ def error_response(
     return Response({"error_code": error_code, "message": message}, status=status, headers=headers)
 
 
+def require_permission(request: Any, permission: str) -> None:
+    """Refuse (PERMISSION_DENIED, 403) a user who does not hold `permission`."""
+    user = request.user
+    if not (getattr(user, "is_active", False) and user.has_perm(permission)):
+        raise exceptions.PermissionDenied(f"this needs the permission {permission}")
+
+
 def endpoint_not_found(path: str) -> Response:
     return error_response(
         "ENDPOINT_NOT_FOUND",
@@ -83,14 +91,13 @@ def mlflow_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
             status,
             headers,
         )
-    if isinstance(exc, exceptions.PermissionDenied):
-        return error_response("PERMISSION_DENIED", _detail_text(exc.detail), 403)
     if isinstance(exc, exceptions.ValidationError | exceptions.ParseError):
         return error_response("INVALID_PARAMETER_VALUE", _detail_text(exc.detail), 400)
     if isinstance(exc, exceptions.Throttled):
         headers = {"Retry-After": str(int(exc.wait))} if exc.wait else {}
         return error_response("REQUEST_LIMIT_EXCEEDED", _detail_text(exc.detail), 429, headers)
-    response = platform_exception_handler(exc, context)  # APIExceptions; a database down -> 503
+    # Other APIExceptions (a PermissionDenied is audited there), and a database down -> 503
+    response = platform_exception_handler(exc, context)
     if response is None:
         return None
     body = response.data if isinstance(response.data, Mapping) else {}

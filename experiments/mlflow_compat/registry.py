@@ -45,6 +45,7 @@ from experiments.mlflow_compat.protocol import (
     offset_of,
     optional_int,
     page_body,
+    require_permission,
     required,
     required_str,
     string_list,
@@ -113,12 +114,6 @@ def _registry_errors() -> Iterator[None]:
         raise InvalidParameterError(str(exc)) from exc
     except PolicyError as exc:  # the promotion policy file cannot be used: it names the problem
         raise InvalidStateError(str(exc)) from exc
-
-
-def _require(request: Request, permission: str) -> None:
-    user = request.user
-    if not (getattr(user, "is_active", False) and user.has_perm(permission)):
-        raise PermissionDenied(f"this needs the permission {permission}")
 
 
 def _model(fields: dict[str, Any]) -> RegisteredModel:
@@ -246,7 +241,7 @@ def _version_body(version: ModelVersion) -> dict[str, Any]:
 
 
 def create_registered_model(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    _require(request, REGISTER_PERMISSION)
+    require_permission(request, REGISTER_PERMISSION)
     name = required_str(fields, "name")
     model, created = services.registered_model_create(
         name=name,
@@ -275,14 +270,14 @@ def search_registered_models(request: Request, fields: dict[str, Any]) -> dict[s
 
 
 def update_registered_model(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    _require(request, REGISTER_PERMISSION)
+    require_permission(request, REGISTER_PERMISSION)
     model = _model(fields)
     services.registered_model_update(model=model, description=fields.get("description") or "")
     return _model_body(model.name)
 
 
 def delete_registered_model(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    _require(request, DELETE_MODEL_PERMISSION)
+    require_permission(request, DELETE_MODEL_PERMISSION)
     services.registered_model_delete(model=_model(fields))
     return {}
 
@@ -294,7 +289,7 @@ def get_latest_versions(request: Request, fields: dict[str, Any]) -> dict[str, A
 
 
 def set_registered_model_tag(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    _require(request, REGISTER_PERMISSION)
+    require_permission(request, REGISTER_PERMISSION)
     services.registered_model_tag_set(
         model=_model(fields), key=required_str(fields, "key"), value=fields.get("value") or ""
     )
@@ -302,7 +297,7 @@ def set_registered_model_tag(request: Request, fields: dict[str, Any]) -> dict[s
 
 
 def delete_registered_model_tag(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    _require(request, REGISTER_PERMISSION)
+    require_permission(request, REGISTER_PERMISSION)
     services.registered_model_tag_delete(model=_model(fields), key=required_str(fields, "key"))
     return {}
 
@@ -311,7 +306,7 @@ def delete_registered_model_tag(request: Request, fields: dict[str, Any]) -> dic
 
 
 def set_registered_model_alias(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    _require(request, PROMOTE_PERMISSION)
+    require_permission(request, PROMOTE_PERMISSION)
     version = _version(fields)
     alias = required_str(fields, "alias")
     services.model_alias_set(model=version.model, alias=alias, version=version)
@@ -319,7 +314,7 @@ def set_registered_model_alias(request: Request, fields: dict[str, Any]) -> dict
 
 
 def delete_registered_model_alias(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    _require(request, PROMOTE_PERMISSION)
+    require_permission(request, PROMOTE_PERMISSION)
     model, alias = _model(fields), required_str(fields, "alias")
     if ModelAlias.objects.filter(model=model, alias=alias).exists():  # MLflow: absent is fine
         services.model_alias_delete(model=model, alias=alias)
@@ -385,7 +380,7 @@ def _source_run(fields: dict[str, Any]) -> Run:
 
 
 def create_model_version(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    _require(request, REGISTER_PERMISSION)
+    require_permission(request, REGISTER_PERMISSION)
     model = _model(fields)
     run = _source_run(fields)
     version = services.model_version_register(
@@ -404,7 +399,7 @@ def get_model_version(request: Request, fields: dict[str, Any]) -> dict[str, Any
 
 
 def update_model_version(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    _require(request, REGISTER_PERMISSION)
+    require_permission(request, REGISTER_PERMISSION)
     version = _version(fields)
     services.model_version_update(version=version, description=fields.get("description") or "")
     return _version_body(version)
@@ -422,7 +417,7 @@ def search_model_versions(request: Request, fields: dict[str, Any]) -> dict[str,
 
 
 def transition_model_version_stage(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    _require(request, PROMOTE_PERMISSION)
+    require_permission(request, PROMOTE_PERMISSION)
     version = _version(fields)
     stage = _stage(required(fields, "stage"))
     archive = _flag(fields, "archive_existing_versions")
@@ -446,7 +441,7 @@ def transition_model_version_stage(request: Request, fields: dict[str, Any]) -> 
 
 
 def set_model_version_tag(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    _require(request, REGISTER_PERMISSION)
+    require_permission(request, REGISTER_PERMISSION)
     services.model_version_tag_set(
         version=_version(fields), key=required_str(fields, "key"), value=fields.get("value") or ""
     )
@@ -454,7 +449,7 @@ def set_model_version_tag(request: Request, fields: dict[str, Any]) -> dict[str,
 
 
 def delete_model_version_tag(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    _require(request, REGISTER_PERMISSION)
+    require_permission(request, REGISTER_PERMISSION)
     services.model_version_tag_delete(version=_version(fields), key=required_str(fields, "key"))
     return {}
 

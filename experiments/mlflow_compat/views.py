@@ -2,18 +2,18 @@
 (/api/2.0/mlflow-artifacts/...) on top of our services: the official client works unchanged.
 
 Each endpoint is a handler `(request, fields) -> response dict` wrapped by `_endpoint` into an
-authenticated DRF view with its OpenAPI description. Calls we do not implement (logged models,
-datasets, traces, multipart uploads, ...) answer MLflow's ENDPOINT_NOT_FOUND.
+authenticated DRF view with its OpenAPI description and the permission a write needs (the
+researcher role; reads, POSTed searches included, need a login only). Calls we do not implement
+(logged models, datasets, traces, multipart uploads, ...) answer MLflow's ENDPOINT_NOT_FOUND.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,7 +21,15 @@ from rest_framework.views import APIView
 
 from experiments import selectors, services, validation
 from experiments.api.views import artifact_download
-from experiments.constants import MLFLOW_MAX_BATCH_BYTES
+from experiments.constants import (
+    ADD_EXPERIMENT_PERMISSION,
+    ADD_RUN_PERMISSION,
+    CHANGE_EXPERIMENT_PERMISSION,
+    CHANGE_RUN_PERMISSION,
+    DELETE_EXPERIMENT_PERMISSION,
+    DELETE_RUN_PERMISSION,
+    MLFLOW_MAX_BATCH_BYTES,
+)
 from experiments.errors import InvalidParameterError, ResourceDoesNotExistError
 from experiments.mlflow_compat import serializers as s
 from experiments.mlflow_compat.protocol import (
@@ -34,6 +42,7 @@ from experiments.mlflow_compat.protocol import (
     offset_of,
     optional_int,
     page_body,
+    require_permission,
     required,
     required_str,
     run_id_of,
@@ -45,6 +54,7 @@ from experiments.mlflow_compat.protocol import (
 )
 from experiments.models import Experiment, Run
 from experiments.services import MLFLOW_LIMITS
+from tradingsite.api.parsers import BoundedJSONParser
 
 Handler = Callable[[Request, dict[str, Any]], dict[str, Any]]
 _ERRORS = {code: s.MlflowErrorSerializer for code in (400, 401, 403, 404)}
@@ -52,10 +62,21 @@ _ERRORS = {code: s.MlflowErrorSerializer for code in (400, 401, 403, 404)}
 
 class MlflowApiView(APIView):
     """Authenticated like the rest of the API (a `ts_…` personal token is what MLflow clients
-    send as MLFLOW_TRACKING_TOKEN); every error in MLflow's shape."""
+    send as MLFLOW_TRACKING_TOKEN); every error in MLflow's shape.
+
+    `write_permissions` maps a method to the permission it needs, checked after
+    authentication and before the request is read: the one place tracking and artifact writes
+    are authorized (the registry's endpoints check theirs in their handlers)."""
 
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
+    write_permissions: ClassVar[Mapping[str, str]] = {}
+
+    def check_permissions(self, request: Request) -> None:
+        super().check_permissions(request)  # IsAuthenticated: an anonymous caller gets 401
+        permission = self.write_permissions.get(request.method or "")
+        if permission is not None:
+            require_permission(request, permission)
 
     def get_exception_handler(self) -> Callable[..., Response | None]:
         return mlflow_exception_handler
@@ -65,10 +86,15 @@ def _endpoint(
     method: str,
     handler: Handler,
     *,
+    permission: str | None,
     fields: type | None,
     response: type,
     summary: str,
 ) -> type[APIView]:
+    """A view answering `method` with `handler`; `permission` is what a caller needs (None: a
+    read, open to every signed-in user). It has no default: every endpoint says who may call it.
+    """
+
     def view(self: APIView, request: Request) -> Response:
         return Response(handler(request, body_of(request)))
 
@@ -81,7 +107,10 @@ def _endpoint(
         responses={200: response, **_ERRORS},
     )
     name = "".join(part.title() for part in handler.__name__.split("_")) + "View"
-    return type(name, (MlflowApiView,), {method: schema(view), "__doc__": summary})
+    attributes = {method: schema(view), "__doc__": summary}
+    if permission is not None:
+        attributes["write_permissions"] = {method.upper(): permission}
+    return type(name, (MlflowApiView,), attributes)
 
 
 # --- experiments ----------------------------------------------------------------------------------
@@ -366,6 +395,7 @@ class MlflowArtifactView(MlflowApiView):
     """Download (GET), upload (PUT, the raw body) or delete one artifact of a run."""
 
     parser_classes: list = []  # an upload's body is the file, whatever its content type
+    write_permissions = {"PUT": CHANGE_RUN_PERMISSION, "DELETE": CHANGE_RUN_PERMISSION}
 
     @extend_schema(
         operation_id="mlflow_artifacts_download",
@@ -415,100 +445,124 @@ class MlflowEndpointNotFoundView(MlflowApiView):
 # --- the endpoints --------------------------------------------------------------------------------
 
 CreateExperimentView = _endpoint(
-    "post", create_experiment, fields=s.CreateExperimentRequest,
+    "post", create_experiment, permission=ADD_EXPERIMENT_PERMISSION,
+    fields=s.CreateExperimentRequest,
     response=s.ExperimentIdResponse, summary="Create an experiment.",
 )  # fmt: skip
 SearchExperimentsView = _endpoint(
-    "post", search_experiments, fields=s.SearchExperimentsRequest,
+    "post", search_experiments, permission=None,
+    fields=s.SearchExperimentsRequest,
     response=s.SearchExperimentsResponse, summary="Search experiments (filter, order_by, pages).",
 )  # fmt: skip
 GetExperimentView = _endpoint(
-    "get", get_experiment, fields=s.ExperimentIdRequest,
+    "get", get_experiment, permission=None,
+    fields=s.ExperimentIdRequest,
     response=s.ExperimentResponse, summary="An experiment by id.",
 )  # fmt: skip
 GetExperimentByNameView = _endpoint(
-    "get", get_experiment_by_name, fields=s.ExperimentNameRequest,
+    "get", get_experiment_by_name, permission=None,
+    fields=s.ExperimentNameRequest,
     response=s.ExperimentResponse, summary="An experiment by name.",
 )  # fmt: skip
 DeleteExperimentView = _endpoint(
-    "post", delete_experiment, fields=s.ExperimentIdRequest,
+    "post", delete_experiment, permission=DELETE_EXPERIMENT_PERMISSION,
+    fields=s.ExperimentIdRequest,
     response=s.MlflowEmptySerializer, summary="Soft-delete an experiment and its runs.",
 )  # fmt: skip
 RestoreExperimentView = _endpoint(
-    "post", restore_experiment, fields=s.ExperimentIdRequest,
+    "post", restore_experiment, permission=DELETE_EXPERIMENT_PERMISSION,
+    fields=s.ExperimentIdRequest,
     response=s.MlflowEmptySerializer, summary="Restore a deleted experiment and its runs.",
 )  # fmt: skip
 UpdateExperimentView = _endpoint(
-    "post", update_experiment, fields=s.UpdateExperimentRequest,
+    "post", update_experiment, permission=CHANGE_EXPERIMENT_PERMISSION,
+    fields=s.UpdateExperimentRequest,
     response=s.MlflowEmptySerializer, summary="Rename an experiment.",
 )  # fmt: skip
 SetExperimentTagView = _endpoint(
-    "post", set_experiment_tag, fields=s.SetExperimentTagRequest,
+    "post", set_experiment_tag, permission=CHANGE_EXPERIMENT_PERMISSION,
+    fields=s.SetExperimentTagRequest,
     response=s.MlflowEmptySerializer, summary="Set a tag of an experiment.",
 )  # fmt: skip
 DeleteExperimentTagView = _endpoint(
-    "post", delete_experiment_tag, fields=s.DeleteExperimentTagRequest,
+    "post", delete_experiment_tag, permission=CHANGE_EXPERIMENT_PERMISSION,
+    fields=s.DeleteExperimentTagRequest,
     response=s.MlflowEmptySerializer, summary="Delete a tag of an experiment.",
 )  # fmt: skip
 CreateRunView = _endpoint(
-    "post", create_run, fields=s.CreateRunRequest,
+    "post", create_run, permission=ADD_RUN_PERMISSION,
+    fields=s.CreateRunRequest,
     response=s.RunResponse, summary="Start a run.",
 )  # fmt: skip
 UpdateRunView = _endpoint(
-    "post", update_run, fields=s.UpdateRunRequest,
+    "post", update_run, permission=CHANGE_RUN_PERMISSION,
+    fields=s.UpdateRunRequest,
     response=s.UpdateRunResponse, summary="Set a run's status, end time or name.",
 )  # fmt: skip
 DeleteRunView = _endpoint(
-    "post", delete_run, fields=s.RunIdRequest,
+    "post", delete_run, permission=DELETE_RUN_PERMISSION,
+    fields=s.RunIdRequest,
     response=s.MlflowEmptySerializer, summary="Soft-delete a run.",
 )  # fmt: skip
 RestoreRunView = _endpoint(
-    "post", restore_run, fields=s.RunIdRequest,
+    "post", restore_run, permission=DELETE_RUN_PERMISSION,
+    fields=s.RunIdRequest,
     response=s.MlflowEmptySerializer, summary="Restore a deleted run.",
 )  # fmt: skip
 GetRunView = _endpoint(
-    "get", get_run, fields=s.RunIdRequest,
+    "get", get_run, permission=None,
+    fields=s.RunIdRequest,
     response=s.RunResponse, summary="A run with its params, latest metrics and tags.",
 )  # fmt: skip
 SearchRunsView = _endpoint(
-    "post", search_runs, fields=s.SearchRunsRequest,
+    "post", search_runs, permission=None,
+    fields=s.SearchRunsRequest,
     response=s.SearchRunsResponse, summary="Search runs (filter, order_by, pages), in SQL.",
 )  # fmt: skip
 LogMetricView = _endpoint(
-    "post", log_metric, fields=s.LogMetricRequest,
+    "post", log_metric, permission=CHANGE_RUN_PERMISSION,
+    fields=s.LogMetricRequest,
     response=s.MlflowEmptySerializer, summary="Log one metric value.",
 )  # fmt: skip
 LogParamView = _endpoint(
-    "post", log_param, fields=s.LogParamRequest,
+    "post", log_param, permission=CHANGE_RUN_PERMISSION,
+    fields=s.LogParamRequest,
     response=s.MlflowEmptySerializer, summary="Log a param (a different value later is refused).",
 )  # fmt: skip
 SetTagView = _endpoint(
-    "post", set_tag, fields=s.SetTagRequest,
+    "post", set_tag, permission=CHANGE_RUN_PERMISSION,
+    fields=s.SetTagRequest,
     response=s.MlflowEmptySerializer, summary="Set a tag of a run.",
 )  # fmt: skip
 DeleteTagView = _endpoint(
-    "post", delete_tag, fields=s.DeleteTagRequest,
+    "post", delete_tag, permission=CHANGE_RUN_PERMISSION,
+    fields=s.DeleteTagRequest,
     response=s.MlflowEmptySerializer, summary="Delete a tag of a run.",
 )  # fmt: skip
 LogBatchView = _endpoint(
-    "post", log_batch, fields=s.LogBatchRequest,
+    "post", log_batch, permission=CHANGE_RUN_PERMISSION,
+    fields=s.LogBatchRequest,
     response=s.MlflowEmptySerializer,
     summary="Log up to 1,000 metrics, 100 params and 100 tags in one transaction.",
 )  # fmt: skip
 GetMetricHistoryView = _endpoint(
-    "get", get_metric_history, fields=s.MetricHistoryRequest,
+    "get", get_metric_history, permission=None,
+    fields=s.MetricHistoryRequest,
     response=s.MetricHistoryResponse, summary="Every logged value of a metric.",
 )  # fmt: skip
 ListArtifactsView = _endpoint(
-    "get", list_artifacts, fields=s.ListArtifactsRequest,
+    "get", list_artifacts, permission=None,
+    fields=s.ListArtifactsRequest,
     response=s.ListArtifactsResponse, summary="A run's artifacts in a folder.",
 )  # fmt: skip
 SearchLoggedModelsView = _endpoint(
-    "post", search_logged_models, fields=s.SearchLoggedModelsRequest,
+    "post", search_logged_models, permission=None,
+    fields=s.SearchLoggedModelsRequest,
     response=s.SearchLoggedModelsResponse,
     summary="Search logged models: always none (logged models are not supported).",
 )  # fmt: skip
 ServerInfoView = _endpoint(
-    "get", server_info, fields=None,
+    "get", server_info, permission=None,
+    fields=None,
     response=s.ServerInfoResponse, summary="What this server supports (no multipart uploads).",
 )  # fmt: skip

@@ -9,10 +9,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import ListAPIView
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from features.constants import MATERIALIZE_PERMISSION
 from features.models import FeatureDefinition, FeatureView, MaterializationJob
 from features.store import (
     FeatureStoreError,
@@ -22,6 +24,7 @@ from features.store import (
     online_features,
     training_set_build,
 )
+from tradingsite.api.permissions import WritePermissions
 
 MAX_ENTITY_ROWS = 100_000
 MAX_ONLINE_SYMBOLS = 500
@@ -121,7 +124,11 @@ class MaterializeInputSerializer(serializers.Serializer):
 
 
 class FeatureViewMaterializeView(APIView):
-    """Start a materialization job (202); follow it at /api/v1/materialization-jobs/{id}."""
+    """Start a materialization job (202); follow it at /api/v1/materialization-jobs/{id}.
+    Needs features.materialize_featureview (the data engineer role)."""
+
+    permission_classes = [IsAuthenticated, WritePermissions]
+    write_permissions = {"POST": MATERIALIZE_PERMISSION}
 
     @extend_schema(
         request=MaterializeInputSerializer, responses={202: MaterializationJobSerializer}

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,16 +22,21 @@ from features.api.serializers import (
     BarUpsertResultSerializer,
     MarketSymbolSerializer,
 )
+from features.constants import INGEST_BARS_PERMISSION
 from features.market import BarValidationError
 from features.models import Bar
 from features.selectors import bars_for, market_symbols
 from features.services import bars_upsert
+from tradingsite.api.permissions import WritePermissions
 
 
 class BarListIngestView(ListAPIView):
-    """GET: one series' bars in time order, paginated. POST: upsert up to 50,000 bars at once."""
+    """GET: one series' bars in time order, paginated. POST: upsert up to 50,000 bars at once
+    (the data engineer role)."""
 
     serializer_class = BarSerializer
+    permission_classes = [IsAuthenticated, WritePermissions]
+    write_permissions = {"POST": INGEST_BARS_PERMISSION}
 
     def get_queryset(self) -> QuerySet[Bar]:
         query = BarsQuerySerializer(data=self.request.query_params)

@@ -150,7 +150,7 @@ def test_the_roles_are_groups_with_view_and_promote_permissions(db: None) -> Non
              for p in Group.objects.get(name=MODEL_ADMIN_GROUP).permissions.all()}  # fmt: skip
     assert "drift.view_driftreport" in analyst and "registry.promote_modelversion" not in analyst
     assert admin - analyst == {"registry.promote_modelversion"}
-    assert counts == {ANALYST_GROUP: len(analyst), MODEL_ADMIN_GROUP: len(admin)}
+    assert (counts[ANALYST_GROUP], counts[MODEL_ADMIN_GROUP]) == (len(analyst), len(admin))
     assert not any(p.split(".")[1].startswith(("add_", "change_", "delete_")) for p in admin)
 
 

@@ -28,9 +28,8 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obj
         OPS_PASSWORD=PASSWORD,
     )
     assert manage("migrate", "--noinput", env=env).returncode == 0
-    assert (
-        manage("create_api_user", "ops", "--password-env", "OPS_PASSWORD", env=env).returncode == 0
-    )
+    ops = ("create_api_user", "ops", "--password-env", "OPS_PASSWORD", "--role", "analyst")
+    assert manage(*ops, env=env).returncode == 0
     port = free_port()
     worker = _spawn(
         ["-m", "celery", "-A", "tradingsite", "worker", "-B", "--pool=solo",

@@ -45,7 +45,7 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, o
     )
     for args in (
         ("migrate", "--noinput"),
-        ("create_api_user", "ops", "--password-env", "OPS_PASSWORD"),
+        ("create_api_user", "ops", "--password-env", "OPS_PASSWORD", "--role", "analyst"),
     ):
         result = manage(*args, env=env)
         assert result.returncode == 0, result.stderr

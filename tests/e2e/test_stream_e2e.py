@@ -61,7 +61,7 @@ def stack(
         postgres_database(env["DATABASE_URL"])
     for args in (
         ("migrate", "--noinput"),
-        ("create_api_user", "ops", "--password-env", "OPS_PASSWORD"),
+        ("create_api_user", "ops", "--password-env", "OPS_PASSWORD", "--role", "analyst"),
     ):
         assert manage(*args, env=env).returncode == 0
     port = free_port()

@@ -1,15 +1,18 @@
-"""One JSON error shape for the whole API; an unreachable database is a fast 503, not a 500."""
+"""One JSON error shape for the whole API; an unreachable database is a fast 503, not a 500,
+and a hostile body (too big, too many fields, nested past the recursion limit) a 4xx."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from django.db import InterfaceError, OperationalError
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import DataError, InterfaceError, OperationalError
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import AuthenticationFailed, ErrorDetail, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from tradingsite import audit
 from tradingsite.models import AuditAction, AuditOutcome
@@ -28,9 +31,35 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+    if isinstance(exc, RequestDataTooBig):  # Django's own response would be a 400 HTML page
+        return Response(
+            {"detail": "Request body is too large.", "code": "payload_too_large"},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent | RecursionError):
+        # RecursionError: a structure nested past what Python walks; a bad request, not a 500.
+        detail = (
+            "Request body is nested too deeply." if isinstance(exc, RecursionError) else str(exc)
+        )
+        return Response({"detail": detail, "code": "parse_error"}, status=400)
+    if isinstance(exc, DataError):
+        # A value the database refuses (a NUL in PostgreSQL text, a number out of range) that
+        # got past the parser and the view's checks: the client's data, so a 400, rolled back.
+        logger.warning("database refused a value: %s", exc)
+        set_rollback()
+        return Response(
+            {
+                "detail": "A value is not valid for storage (e.g. a NUL character).",
+                "code": "invalid",
+            },
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, PermissionDenied):
         _audit_denied(exc, context)
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if isinstance(exc, AuthenticationFailed) and isinstance(exc.detail, ErrorDetail):
+        response.data["code"] = exc.detail.code  # e.g. token_not_valid: clients refresh on it
+    return response
 
 
 def _audit_denied(exc: PermissionDenied, context: dict[str, Any]) -> None:

@@ -1,21 +1,31 @@
-"""Dashboard roles as Django groups and permissions.
+"""Roles as Django groups and permissions (README "Roles").
 
-- analyst: reads every dashboard (the `view_*` permissions below), changes nothing;
+- analyst: reads every dashboard (the `view_*` permissions below), changes nothing; every
+  signed-in user may read the API, and an analyst is refused every API write (403);
+- researcher: an analyst who may also track experiments, through /api/v1 and MLflow's API
+  (create, change and delete experiments and runs; log params, metrics, tags and artifacts);
+- data engineer: an analyst who may also ingest market bars and start materializations;
 - model admin: an analyst who may also promote and roll back model versions
   (`registry.promote_modelversion`, the permission the promotion service and the admin check).
 
-Each section of the dashboards needs its own view permission, so a user can be given part of
-them; superusers hold every permission. The groups are created (and their permissions topped up)
-after every `migrate`, and by `bootstrap_demo`.
+The roles are orthogonal: a user may be in several groups (a researcher who promotes is in
+"researcher" and "model admin"). Each section of the dashboards needs its own view permission,
+so a user can be given part of them; superusers hold every permission. The groups are created
+(and their permissions topped up) after every `migrate`, and by `bootstrap_demo`;
+`manage.py create_api_user --role ...` puts a user in them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from experiments.constants import TRACKING_PERMISSIONS
+from features.constants import INGEST_BARS_PERMISSION, MATERIALIZE_PERMISSION
 from registry.policy import OVERRIDE_PERMISSION, PROMOTE_PERMISSION
 
 ANALYST_GROUP = "analyst"
+RESEARCHER_GROUP = "researcher"
+DATA_ENGINEER_GROUP = "data engineer"
 MODEL_ADMIN_GROUP = "model admin"
 
 # The permission each dashboard section needs.
@@ -39,7 +49,17 @@ ANALYST_PERMISSIONS = (
     "features.view_featuredefinition",
     "features.view_materializationjob",
 )
+RESEARCHER_PERMISSIONS = (*ANALYST_PERMISSIONS, *TRACKING_PERMISSIONS)
+DATA_ENGINEER_PERMISSIONS = (*ANALYST_PERMISSIONS, INGEST_BARS_PERMISSION, MATERIALIZE_PERMISSION)
 MODEL_ADMIN_PERMISSIONS = (*ANALYST_PERMISSIONS, PROMOTE_PERMISSION)
+
+# Each group with its permissions; the keys are the group names.
+ROLES = {
+    ANALYST_GROUP: ANALYST_PERMISSIONS,
+    RESEARCHER_GROUP: RESEARCHER_PERMISSIONS,
+    DATA_ENGINEER_GROUP: DATA_ENGINEER_PERMISSIONS,
+    MODEL_ADMIN_GROUP: MODEL_ADMIN_PERMISSIONS,
+}
 
 
 def can_promote(user: Any) -> bool:
@@ -63,15 +83,12 @@ def _permissions(names: tuple[str, ...]) -> list[Any]:
 
 
 def roles_ensure() -> dict[str, int]:
-    """Create the analyst and model admin groups if absent and give them their permissions
-    (added, never removed: an operator may have granted more). Returns permissions per group."""
+    """Create the ROLES groups if absent and give them their permissions (added, never
+    removed: an operator may have granted more). Returns permissions per group."""
     from django.contrib.auth.models import Group
 
     counts = {}
-    for name, permissions in (
-        (ANALYST_GROUP, ANALYST_PERMISSIONS),
-        (MODEL_ADMIN_GROUP, MODEL_ADMIN_PERMISSIONS),
-    ):
+    for name, permissions in ROLES.items():
         group, _ = Group.objects.get_or_create(name=name)
         found = _permissions(permissions)
         group.permissions.add(*found)

@@ -8,6 +8,7 @@ by its jti, and a refresh token is consumed by an INSERT that a unique constrain
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,9 +26,29 @@ from rest_framework_simplejwt.tokens import RefreshToken, Token
 from tradingsite.models import RevokedToken
 from tradingsite.security.authdb import auth_connection
 
+logger = logging.getLogger(__name__)
+
 
 class TokenAlreadyUsedError(Exception):
     """The refresh token was consumed (rotated or revoked) before."""
+
+
+# One answer for every refused token: which check failed (signature, algorithm, expiry, type,
+# revocation, user) is for the logs, not for the caller probing them. A plain string, so the
+# MLflow API's error shape carries it as is; the API adds `"code": "token_not_valid"`.
+GENERIC_TOKEN_ERROR = "Token is invalid or expired"
+
+
+class GenericInvalidToken(InvalidToken):
+    """InvalidToken (callers catch that) whose detail is the plain generic string: simplejwt's
+    own InvalidToken always turns its detail into a dict."""
+
+    def __init__(self) -> None:
+        AuthenticationFailed.__init__(self, GENERIC_TOKEN_ERROR, InvalidToken.default_code)
+
+
+def invalid_token() -> InvalidToken:
+    return GenericInvalidToken()
 
 
 class RevocationCheckingJWTAuthentication(JWTAuthentication):
@@ -35,21 +56,38 @@ class RevocationCheckingJWTAuthentication(JWTAuthentication):
 
     The user and the revocation check are one query (the user row annotated with whether the
     token's jti is revoked): the database stays the authority, at one round trip per request.
+    Every refusal is the same generic 401 (GENERIC_TOKEN_ERROR); the reason is logged.
     """
+
+    def authenticate(self, request: Any) -> tuple[AbstractBaseUser, Token] | None:
+        try:
+            return super().authenticate(request)
+        except AuthenticationFailed as exc:
+            logger.info("bearer token refused: %s", _reason(exc))
+            raise invalid_token() from None
 
     def get_user(self, validated_token: Token) -> AbstractBaseUser:
         jti = str(validated_token.get(api_settings.JTI_CLAIM, ""))
         user_id = validated_token.get(api_settings.USER_ID_CLAIM)
         if not jti or user_id is None:
-            raise InvalidToken({"detail": "Token is invalid or expired", "code": "token_not_valid"})
+            raise InvalidToken("token without jti or user id")
         user = _user_with_revocation(self.user_model, user_id=user_id, jti=jti)
         if user is None:
             raise AuthenticationFailed("User not found", code="user_not_found")
         if user.token_revoked:
-            raise InvalidToken({"detail": "Token is invalid or expired", "code": "token_not_valid"})
+            raise InvalidToken("token revoked")
         if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
             raise AuthenticationFailed("User is inactive", code="user_inactive")
         return user
+
+
+def _reason(exc: AuthenticationFailed) -> str:
+    detail = exc.detail
+    if isinstance(detail, dict):
+        messages = detail.get("messages") or []
+        texts = [str(m.get("message", "")) for m in messages if isinstance(m, dict)]
+        return "; ".join(texts) or str(detail.get("detail", ""))
+    return str(detail)
 
 
 def _user_with_revocation(user_model: Any, *, user_id: Any, jti: str) -> Any:
@@ -106,12 +144,12 @@ def refresh_token_rotate(*, raw_refresh: str) -> dict[str, str]:
     try:
         refresh = RefreshToken(raw_refresh)  # signature, expiry, type and blacklist
     except TokenError as exc:
-        raise InvalidToken({"detail": "Token is invalid or expired"}) from exc
+        raise invalid_token() from exc
     user = _active_user(refresh)
     try:
         refresh_token_consume(token=refresh)
     except TokenAlreadyUsedError as exc:
-        raise InvalidToken({"detail": "Token is invalid or expired"}) from exc
+        raise invalid_token() from exc
     new_refresh = RefreshToken.for_user(user)
     return {"access": str(new_refresh.access_token), "refresh": str(new_refresh)}
 
@@ -120,7 +158,7 @@ def _active_user(token: Token) -> Any:
     user_id = token.get(api_settings.USER_ID_CLAIM)
     user = get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
     if user is None or not user.is_active:
-        raise InvalidToken({"detail": "Token is invalid or expired"})
+        raise invalid_token()
     return user
 
 

@@ -68,8 +68,10 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"Dashboards: http://localhost:{settings.PORT}/dashboard/ as {DEMO_USERNAME} / "
-            f"{DEMO_PASSWORD} (model admin: promotes) or {DEMO_ANALYST} / "
-            f"{DEMO_ANALYST_PASSWORD} (analyst: read-only); development only."
+            f"{DEMO_PASSWORD} (superuser: every role) or {DEMO_ANALYST} / "
+            f"{DEMO_ANALYST_PASSWORD} (analyst: read-only, every API write is a 403); "
+            "development only. Users for training scripts (MLflow) or data loads: "
+            "manage.py create_api_user NAME --role researcher / --role data-engineer."
         )
         if ModelVersion.objects.filter(model__name=DEMO_MODEL, stage=Stage.PRODUCTION).exists():
             self.stdout.write(
@@ -80,7 +82,9 @@ class Command(BaseCommand):
             )
 
     def _ensure_analyst(self) -> None:
-        """The demo analyst: reads every dashboard, promotes nothing (once: kept if present)."""
+        """The demo analyst: reads every dashboard and the API, writes nothing (once: kept if
+        present). The demo's own writes (bars, training, registration) run as services or as
+        the superuser admin, so the analyst needs no other role."""
         from django.contrib.auth.models import Group
 
         from tradingsite.dashboard.roles import ANALYST_GROUP, roles_ensure
