@@ -22,6 +22,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from features.models import Bar, FeatureDefinition, FeatureRow, FeatureView, MaterializationJob
 from features.quality import (
@@ -33,6 +34,7 @@ from features.quality import (
 )
 from features.transforms import CORE_TECHNICAL, FEATURE_SPECS, compute_features, max_warmup_bars
 from tradingsite.events import event_publish
+from tradingsite.security.breakers import CircuitOpenError, get_breaker
 
 logger = logging.getLogger(__name__)
 ROW_BATCH_SIZE = 2_000
@@ -435,19 +437,25 @@ def _online_write(view: FeatureView, symbol: str, row: pd.Series, names: list[st
     cache.set(_online_key(view, symbol), {"ts": row["ts"].isoformat(), "values": values}, None)
 
 
-def _online_refill(view: FeatureView, symbols: Sequence[str]) -> dict[str, dict]:
-    """Cache misses (another process's in-memory cache, an evicted or flushed Redis) are read
-    from the offline store's newest row and written back, so the online store heals itself."""
-    refilled = {}
+def _offline_newest(view: FeatureView, symbols: Sequence[str]) -> dict[str, dict]:
+    """The offline store's newest row per symbol, keyed and shaped as the online store's."""
+    entries = {}
     for symbol in symbols:
         row = view.rows.filter(symbol=symbol).order_by("-ts").values("ts", "values").first()
         if row is not None:
-            entry = {
+            entries[_online_key(view, symbol)] = {
                 "ts": row["ts"].isoformat(),
                 "values": dict(zip(view.feature_names, _json_values(row["values"]), strict=True)),
             }
-            cache.set(_online_key(view, symbol), entry, None)
-            refilled[_online_key(view, symbol)] = entry
+    return entries
+
+
+def _online_refill(view: FeatureView, symbols: Sequence[str]) -> dict[str, dict]:
+    """Cache misses (another process's in-memory cache, an evicted or flushed Redis) are read
+    from the offline store's newest row and written back, so the online store heals itself."""
+    refilled = _offline_newest(view, symbols)
+    for key, entry in refilled.items():
+        cache.set(key, entry, None)
     return refilled
 
 
@@ -457,6 +465,25 @@ def online_features(*, view: FeatureView, symbols: Sequence[str]) -> list[dict[s
     missing = [s for s in symbols if _online_key(view, s) not in found]
     if missing:
         found.update(_online_refill(view, missing))
+    return _online_rows(view, symbols, found)
+
+
+def online_features_resilient(
+    *, view: FeatureView, symbols: Sequence[str]
+) -> list[dict[str, object]]:
+    """`online_features` through the cache's circuit breaker. With Redis down or frozen (or its
+    breaker open) the offline store's newest rows answer in the same shape: slower, never a 500
+    (reliability.md T5), and `/health` shows the open breaker."""
+    try:
+        return get_breaker("cache").call(lambda: online_features(view=view, symbols=symbols))
+    except (CircuitOpenError, RedisError) as exc:
+        logger.warning("online store unavailable (%s): serving from the offline store", exc)
+    return _online_rows(view, symbols, _offline_newest(view, symbols))
+
+
+def _online_rows(
+    view: FeatureView, symbols: Sequence[str], found: dict[str, dict]
+) -> list[dict[str, object]]:
     now = timezone.now()
     result = []
     for symbol in symbols:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from tradingsite.events import (
     EventError,
@@ -17,10 +21,19 @@ from tradingsite.events import (
     topics_parse,
 )
 from tradingsite.observability.metrics import EVENTS_DELIVERED, WEBSOCKET_CLIENTS
+from tradingsite.security.websocket import scope_still_authorized
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_BAD_REQUEST = 4400
+CLOSE_MESSAGE_TOO_BIG = 1009  # RFC 6455
+CLOSE_SERVER_ERROR = 1011  # RFC 6455
 REPLAY_BATCH = 500
+# Largest message a client may send (it only ever sends pings). daphne's default is the same;
+# the production server (tradingsite/uvicorn_worker.py) sets uvicorn's ws_max_size to match.
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+logger = logging.getLogger(__name__)
 
 
 class StreamRequestError(ValueError):
@@ -68,14 +81,48 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         WEBSOCKET_CLIENTS.inc()
         self.counted = True
+        self.revalidation = asyncio.ensure_future(self._revalidate_periodically())
         if last_event_id is not None:
             await self._replay(after=last_event_id, heads=dict(self.seen))
 
     async def disconnect(self, code: int) -> None:
+        revalidation = getattr(self, "revalidation", None)
+        if revalidation is not None and revalidation is not asyncio.current_task():
+            revalidation.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await revalidation
         if getattr(self, "counted", False):
             WEBSOCKET_CLIENTS.dec()
         for topic in getattr(self, "topics", []):
             await self.channel_layer.group_discard(topic_group(topic), self.channel_name)
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        """Refuses an oversize message before parsing it (the server bounds it too)."""
+        text, data = message.get("text"), message.get("bytes")
+        size = len(data) if data is not None else len(text or "")
+        if text is not None and size <= MAX_MESSAGE_BYTES:
+            size = len(text.encode())  # characters are up to 4 bytes each
+        if size > MAX_MESSAGE_BYTES:
+            await self.close(code=CLOSE_MESSAGE_TOO_BIG)
+            return
+        await super().websocket_receive(message)
+
+    async def _revalidate_periodically(self) -> None:
+        """Closes the socket (4401) once its token is revoked or expired, its session ended or
+        its user deactivated: checked every STREAM_REVALIDATE_SECONDS while connected."""
+        while True:
+            await asyncio.sleep(settings.STREAM_REVALIDATE_SECONDS)
+            try:
+                authorized = await database_sync_to_async(scope_still_authorized)(self.scope)
+            except Exception:
+                # Never fail open: a credential that cannot be checked ends the socket; the
+                # client reconnects (resuming from its last event id) once the store is back.
+                logger.exception("websocket credential revalidation failed")
+                await self.close(code=CLOSE_SERVER_ERROR)
+                return
+            if not authorized:
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":

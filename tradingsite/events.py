@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from tradingsite.models import Event, Topic
 from tradingsite.observability.metrics import EVENTS_PUBLISHED
+from tradingsite.security.breakers import get_breaker
 
 logger = logging.getLogger(__name__)
 # Any constant: the advisory lock that makes outbox ids grow in commit order on PostgreSQL.
@@ -86,11 +87,19 @@ def event_broadcast(event: Event) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    message = {"type": "event.message", "event": event.to_message()}
+
+    async def send() -> None:
+        # channels_redis has no socket timeout of its own: a frozen Redis would hold this
+        # request (and, under ASGI, every sync request of the worker) forever (reliability.md T5).
+        timeout = settings.REDIS_SOCKET_TIMEOUT_SECONDS
+        await asyncio.wait_for(layer.group_send(topic_group(event.topic), message), timeout)
+
     try:
-        async_to_sync(layer.group_send)(
-            topic_group(event.topic), {"type": "event.message", "event": event.to_message()}
-        )
-    except Exception as exc:  # Redis down: the outbox still has it
+        # Same Redis as the cache: behind its breaker, so an outage costs one timeout, not one
+        # per event.
+        get_breaker("cache").call(async_to_sync(send))
+    except Exception as exc:  # Redis down, slow or its breaker open: the outbox still has it
         logger.warning("event %s not broadcast: %s", event.pk, exc)
 
 

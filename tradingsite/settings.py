@@ -202,7 +202,19 @@ LOGIN_URL = "/admin/login/"
 # Messages a websocket client may have queued before group sends to it are dropped (Channels'
 # default is 100); a dropped event is still found by the client's gap fill from the outbox.
 CHANNEL_CAPACITY = env.int("CHANNEL_CAPACITY", default=1000)
+# An open /ws/stream socket re-checks its credential this often and is closed (4401) once the
+# token is revoked or expired, the session ended or the user deactivated (reliability.md T13).
+STREAM_REVALIDATE_SECONDS = env.float("STREAM_REVALIDATE_SECONDS", default=30.0)
 REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default=0.25)
+# Circuit breakers (tradingsite.security.breakers): open after this many consecutive failures,
+# one half-open trial call after the reset timeout. Production keeps 30 s (reliability.md T5);
+# the chaos suite (tests/chaos) shortens it to fit its CI time budget.
+CIRCUIT_BREAKER_FAILURE_THRESHOLD = env.int("CIRCUIT_BREAKER_FAILURE_THRESHOLD", default=5)
+CIRCUIT_BREAKER_RESET_TIMEOUT_SECONDS = env.float(
+    "CIRCUIT_BREAKER_RESET_TIMEOUT_SECONDS", default=30.0
+)
+# A timeout (a frozen dependency) opens the breaker at once instead of counting as one failure.
+CIRCUIT_BREAKER_TIMEOUT_OPENS = env.bool("CIRCUIT_BREAKER_TIMEOUT_OPENS", default=True)
 if REDIS_URL:
     CACHES = {
         "default": {

@@ -1,4 +1,5 @@
-"""The gunicorn worker class of the production server: uvicorn's, without its `Server` header.
+"""The gunicorn worker class of the production server: uvicorn's, without its `Server` header
+and with websocket messages bounded to 1 MiB (uvicorn allows 16 MiB; daphne 1 MiB).
 
 uvicorn adds `server: uvicorn` to every response by default; naming the server and its version
 only helps scanners (reliability.md T2), so this worker turns it off. Start gunicorn with
@@ -13,4 +14,10 @@ from uvicorn_worker import UvicornWorker as _UvicornWorker
 
 
 class UvicornWorker(_UvicornWorker):
-    CONFIG_KWARGS: dict[str, Any] = {**_UvicornWorker.CONFIG_KWARGS, "server_header": False}
+    CONFIG_KWARGS: dict[str, Any] = {
+        **_UvicornWorker.CONFIG_KWARGS,
+        "server_header": False,
+        # Larger messages are closed with 1009 before reaching the app; the same bound as
+        # tradingsite.consumers.MAX_MESSAGE_BYTES (a literal: this imports before Django).
+        "ws_max_size": 1024 * 1024,
+    }

@@ -21,7 +21,7 @@ from features.store import (
     feature_view_get,
     feature_view_resolve,
     materialization_job_create,
-    online_features,
+    online_features_resilient,
     training_set_build,
 )
 from tradingsite.api.permissions import WritePermissions
@@ -194,7 +194,7 @@ class FeatureViewOnlineView(APIView):
                 {"symbols": f"give 1 to {MAX_ONLINE_SYMBOLS} symbols, comma separated"}
             )
         view = _view(name, request.query_params.get("version"), cached=True)
-        results = online_features(view=view, symbols=symbols)
+        results = online_features_resilient(view=view, symbols=symbols)
         return Response({"view": view.name, "version": view.version, "results": results})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import time
 from types import SimpleNamespace
@@ -24,6 +25,10 @@ GOOD_SECRET_KEY = "s" + "Kq93-xZp" * 8
 GOOD_JWT = "j" + "Wm41_yTq" * 5
 
 
+def _networks(*entries: str) -> tuple[Any, ...]:
+    return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
+
+
 def _settings(**changes: Any) -> SimpleNamespace:
     values: dict[str, Any] = {
         "SECRET_KEY": GOOD_SECRET_KEY,
@@ -36,6 +41,7 @@ def _settings(**changes: Any) -> SimpleNamespace:
         "REDIS_URL": "redis://redis:6379/0",
         "SECURE_SSL_REDIRECT": True,
         "SECURE_HSTS_SECONDS": 31_536_000,
+        "METRICS_ALLOWED_NETWORKS": _networks("127.0.0.1", "::1", "10.0.0.0/8", "2001:db8::/32"),
     }
     values.update(changes)
     return SimpleNamespace(**values)
@@ -45,6 +51,7 @@ def test_good_production_settings_pass() -> None:
     assert production_settings_errors(_settings()) == []
 
 
+METRICS = "METRICS_ALLOWED_IPS admits too wide a network"
 REFUSALS = [
     ("jwt secret missing", {"JWT_SECRET": ""}, "JWT_SECRET is missing"),
     ("jwt secret CHANGE_ME", {"JWT_SECRET": "CHANGE_ME"}, "JWT_SECRET is a placeholder"),
@@ -72,6 +79,10 @@ REFUSALS = [
     ("redis missing", {"REDIS_URL": ""}, "REDIS_URL is missing"),
     ("no https redirect", {"SECURE_SSL_REDIRECT": False}, "SECURE_SSL_REDIRECT is off"),
     ("short hsts", {"SECURE_HSTS_SECONDS": 3600}, "SECURE_HSTS_SECONDS is below"),
+    ("metrics everyone v4", {"METRICS_ALLOWED_NETWORKS": _networks("0.0.0.0/0")}, METRICS),
+    ("metrics everyone v6", {"METRICS_ALLOWED_NETWORKS": _networks("::/0")}, METRICS),
+    ("metrics wider than /8", {"METRICS_ALLOWED_NETWORKS": _networks("64.0.0.0/7")}, METRICS),
+    ("metrics wider than /32", {"METRICS_ALLOWED_NETWORKS": _networks("2000::/3")}, METRICS),
 ]
 
 
@@ -81,6 +92,11 @@ def test_each_misconfiguration_is_refused_by_name(
 ) -> None:
     errors = production_settings_errors(_settings(**changes))
     assert any(message in e for e in errors), errors
+
+
+def test_token_only_metrics_with_no_allowed_network_passes() -> None:
+    settings = _settings(METRICS_ALLOWED_NETWORKS=(), METRICS_TOKEN="t" * 40)
+    assert production_settings_errors(settings) == []
 
 
 @pytest.mark.parametrize("field", ["JWT_SECRET", "SECRET_KEY"])

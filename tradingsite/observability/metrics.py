@@ -26,6 +26,11 @@ CIRCUIT_STATE = Gauge(
     ["dependency"],
     multiprocess_mode="max",
 )
+CIRCUIT_TRANSITIONS = Counter(
+    "tradingsite_circuit_breaker_transitions_total",
+    "Circuit breaker state changes, by breaker and the state it entered",
+    ["breaker", "to"],
+)
 SERVICE_UP = Gauge(
     "tradingsite_service_up",
     "1 when the last health check of the service passed",

@@ -2,6 +2,12 @@
 
 closed -> open after `failure_threshold` consecutive failures -> (after `reset_timeout_seconds`)
 half-open: one trial call -> closed on success, open again on failure. Open calls fail fast.
+
+A timeout counts as `failure_threshold` failures when `timeout_opens` is set (the default): it
+already cost its caller the whole socket timeout, and under ASGI Django runs a worker's sync code
+in one thread, so every request queued behind it paid that too. Five timeouts in a row against
+a frozen Redis would stall each worker for 5 x 250 ms; one keeps the added latency within one
+socket timeout (reliability.md T5). A refused connection costs nothing and keeps the count.
 """
 
 from __future__ import annotations
@@ -11,6 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
+
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from tradingsite.observability.metrics import CIRCUIT_STATE, CIRCUIT_TRANSITIONS
 
 T = TypeVar("T")
 
@@ -27,6 +37,7 @@ class CircuitBreaker:
     name: str
     failure_threshold: int = 5
     reset_timeout_seconds: float = 30.0
+    timeout_opens: bool = True
     clock: Callable[[], float] = time.monotonic
     state: str = CLOSED
     failures: int = 0
@@ -51,7 +62,7 @@ class CircuitBreaker:
                 return
             elapsed = self.clock() - (self.opened_at or 0.0)
             if self.state == OPEN and elapsed >= self.reset_timeout_seconds:
-                self.state = HALF_OPEN
+                self._enter(HALF_OPEN)
             if self.state == HALF_OPEN and not self._trial_in_flight:
                 self._trial_in_flight = True  # exactly one trial call goes through
                 return
@@ -59,7 +70,8 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         with self._lock:
-            self.state, self.failures, self.opened_at = CLOSED, 0, None
+            self._enter(CLOSED)
+            self.failures, self.opened_at = 0, None
             self._trial_in_flight = False
 
     def record_failure(self, exc: BaseException) -> None:
@@ -67,8 +79,20 @@ class CircuitBreaker:
             self.failures += 1
             self.last_error = type(exc).__name__
             self._trial_in_flight = False
+            if self.timeout_opens and _is_timeout(exc):
+                self.failures = max(self.failures, self.failure_threshold)
             if self.state == HALF_OPEN or self.failures >= self.failure_threshold:
-                self.state, self.opened_at = OPEN, self.clock()
+                self._enter(OPEN)
+                self.opened_at = self.clock()
+
+    def _enter(self, state: str) -> None:
+        """Every state change goes through here (under the lock), so /metrics shows it at once
+        instead of at the next health check."""
+        if state == self.state:
+            return
+        self.state = state
+        CIRCUIT_STATE.labels(dependency=self.name).set(STATE_CODES[state])
+        CIRCUIT_TRANSITIONS.labels(breaker=self.name, to=state).inc()
 
     def snapshot(self) -> dict[str, object]:
         with self._lock:
@@ -87,6 +111,11 @@ class CircuitBreaker:
             }
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    """socket/asyncio timeouts (builtin TimeoutError) and redis-py's own TimeoutError."""
+    return isinstance(exc, TimeoutError | RedisTimeoutError)
+
+
 _breakers: dict[str, CircuitBreaker] = {}
 _registry_lock = threading.Lock()
 BREAKER_NAMES = ("database", "cache", "broker")
@@ -95,7 +124,14 @@ BREAKER_NAMES = ("database", "cache", "broker")
 def get_breaker(name: str) -> CircuitBreaker:
     with _registry_lock:
         if name not in _breakers:
-            _breakers[name] = CircuitBreaker(name=name)
+            from django.conf import settings  # read on first use: settings may change in tests
+
+            _breakers[name] = CircuitBreaker(
+                name=name,
+                failure_threshold=settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD,
+                reset_timeout_seconds=settings.CIRCUIT_BREAKER_RESET_TIMEOUT_SECONDS,
+                timeout_opens=settings.CIRCUIT_BREAKER_TIMEOUT_OPENS,
+            )
         return _breakers[name]
 
 
@@ -106,4 +142,6 @@ def breakers_snapshot() -> dict[str, dict[str, object]]:
 def reset_breakers() -> None:
     """Forget all breaker state (tests, and an operator after a fixed outage)."""
     with _registry_lock:
+        for name in _breakers:
+            CIRCUIT_STATE.labels(dependency=name).set(STATE_CODES[CLOSED])
         _breakers.clear()

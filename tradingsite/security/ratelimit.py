@@ -23,6 +23,7 @@ from django_redis import get_redis_connection
 from django_redis.cache import RedisCache
 
 from tradingsite.observability.metrics import RATE_LIMIT_FALLBACKS, RATE_LIMITED
+from tradingsite.security.breakers import CircuitOpenError, get_breaker
 
 logger = logging.getLogger(__name__)
 _fallback_cache = LocMemCache("ratelimit-fallback", {"OPTIONS": {"MAX_ENTRIES": 100_000}})
@@ -68,19 +69,26 @@ def route_class(request: HttpRequest) -> str | None:
     return "api"
 
 
+def _shared_count(key: str, ttl: int) -> int:
+    if isinstance(caches["default"], RedisCache):  # `cache` is a proxy: ask the backend
+        # One round trip: create the window's key with its TTL if absent, then count.
+        full_key = cache.make_key(key)
+        pipe = get_redis_connection("default").pipeline(transaction=False)
+        pipe.set(full_key, 0, ex=ttl, nx=True)
+        pipe.incr(full_key)
+        return int(pipe.execute()[1])
+    cache.add(key, 0, timeout=ttl)
+    return cache.incr(key)
+
+
 def _count(key: str, ttl: int) -> int:
     try:
-        if isinstance(caches["default"], RedisCache):  # `cache` is a proxy: ask the backend
-            # One round trip: create the window's key with its TTL if absent, then count.
-            full_key = cache.make_key(key)
-            pipe = get_redis_connection("default").pipeline(transaction=False)
-            pipe.set(full_key, 0, ex=ttl, nx=True)
-            pipe.incr(full_key)
-            return int(pipe.execute()[1])
-        cache.add(key, 0, timeout=ttl)
-        return cache.incr(key)
-    except Exception as exc:  # Redis down or slow: decide locally rather than fail open
-        logger.warning("rate limit cache unavailable (%s); using in-process limiter", exc)
+        # Through the cache breaker: with Redis frozen, only the calls until it opens wait for
+        # the socket timeout; then the in-process limiter answers at once (reliability.md T5).
+        return get_breaker("cache").call(lambda: _shared_count(key, ttl))
+    except Exception as exc:  # Redis down, slow or its breaker open: decide locally, never open
+        if not isinstance(exc, CircuitOpenError):  # an open breaker is on /health, not per request
+            logger.warning("rate limit cache unavailable (%s); using in-process limiter", exc)
         RATE_LIMIT_FALLBACKS.inc()
         _fallback_cache.add(key, 0, timeout=ttl)
         return _fallback_cache.incr(key)

@@ -5,12 +5,19 @@ Messages name the setting and say what is wrong; they never contain the secret i
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable
 from typing import Any
 
 MIN_JWT_SECRET_BYTES = 32
 MIN_SECRET_KEY_CHARS = 50
 MIN_SECRET_KEY_UNIQUE_CHARS = 5
 MIN_HSTS_SECONDS = 31_536_000
+# Widest networks METRICS_ALLOWED_IPS may name in production: an IPv4 /8 (one organisation's
+# block, e.g. 10.0.0.0/8) and an IPv6 /32 (one provider's allocation). Anything wider, up to
+# 0.0.0.0/0 or ::/0, is "everyone". A scraper outside the allow-list uses METRICS_TOKEN instead
+# (token-only mode: an empty METRICS_ALLOWED_IPS and a METRICS_TOKEN).
+MIN_METRICS_PREFIX = {4: 8, 6: 32}
 PLACEHOLDER_SECRETS = {"change_me", "changeme", "secret", "please-change-me"}
 
 
@@ -55,6 +62,22 @@ def _list_errors(name: str, values: list[str]) -> list[str]:
     return []
 
 
+def metrics_allow_list_errors(networks: Iterable[Any]) -> list[str]:
+    """/metrics names internal services and traffic: refuse an allow-list that admits anyone."""
+    too_wide = [
+        str(network)
+        for network in map(ipaddress.ip_network, map(str, networks))
+        if network.prefixlen < MIN_METRICS_PREFIX[network.version]
+    ]
+    if not too_wide:
+        return []
+    return [
+        f"METRICS_ALLOWED_IPS admits too wide a network ({', '.join(too_wide)}); list the "
+        "scraper's networks (at most an IPv4 /8 or an IPv6 /32), or leave it empty and set "
+        "METRICS_TOKEN"
+    ]
+
+
 def production_settings_errors(settings: Any) -> list[str]:
     """Everything wrong with `settings` for production; an empty list means it may start."""
     errors = secret_key_errors(settings.SECRET_KEY)
@@ -73,4 +96,5 @@ def production_settings_errors(settings: Any) -> list[str]:
         errors.append("SECURE_SSL_REDIRECT is off; production redirects HTTP to HTTPS")
     if getattr(settings, "SECURE_HSTS_SECONDS", 0) < MIN_HSTS_SECONDS:
         errors.append(f"SECURE_HSTS_SECONDS is below {MIN_HSTS_SECONDS} (one year)")
+    errors += metrics_allow_list_errors(getattr(settings, "METRICS_ALLOWED_NETWORKS", ()))
     return errors

@@ -3,6 +3,7 @@ session cookie (the dashboards' pages), and an Origin allow-list."""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -11,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import OriginValidator
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
@@ -36,9 +38,31 @@ class JWTQueryAuthMiddleware(BaseMiddleware):
         token = parse_qs(scope.get("query_string", b"").decode("latin1")).get("token", [""])[-1]
         if token:
             scope["user"] = await database_sync_to_async(user_for_token)(token)
+            scope["stream_token"] = token  # kept for revalidation while connected
         elif "user" not in scope:
             scope["user"] = AnonymousUser()
         return await super().__call__(scope, receive, send)
+
+
+def scope_still_authorized(scope: dict) -> bool:
+    """Whether the credential a socket connected with still holds: its token is unexpired and
+    unrevoked (for a token), or its session still exists for the same user (for a cookie), and
+    the user is still active. Revoking or logging out therefore ends open sockets too."""
+    user = scope.get("user")
+    if user is None or not user.is_authenticated:
+        return False
+    token = scope.get("stream_token")
+    if token:
+        return user_for_token(token).pk == user.pk
+    session = scope.get("session")
+    key = getattr(session, "session_key", None)
+    if not key:
+        return False
+    # A fresh read of the store, not the connection's cached copy (logout deletes the session).
+    current = import_module(settings.SESSION_ENGINE).SessionStore(key)
+    if current.get(SESSION_KEY) != str(user.pk):
+        return False
+    return get_user_model()._default_manager.filter(pk=user.pk, is_active=True).exists()
 
 
 class BrowserOriginValidator(OriginValidator):
