@@ -20,7 +20,7 @@ import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -438,16 +438,19 @@ def _online_write(view: FeatureView, symbol: str, row: pd.Series, names: list[st
 
 
 def _offline_newest(view: FeatureView, symbols: Sequence[str]) -> dict[str, dict]:
-    """The offline store's newest row per symbol, keyed and shaped as the online store's."""
-    entries = {}
-    for symbol in symbols:
-        row = view.rows.filter(symbol=symbol).order_by("-ts").values("ts", "values").first()
-        if row is not None:
-            entries[_online_key(view, symbol)] = {
-                "ts": row["ts"].isoformat(),
-                "values": dict(zip(view.feature_names, _json_values(row["values"]), strict=True)),
-            }
-    return entries
+    """The offline store's newest row per symbol (one query), keyed and shaped as the online
+    store's."""
+    newest = FeatureRow.objects.filter(view=view, symbol=OuterRef("symbol")).order_by("-ts")
+    rows = FeatureRow.objects.filter(
+        view=view, symbol__in=list(symbols), ts=Subquery(newest.values("ts")[:1])
+    ).values_list("symbol", "ts", "values")
+    return {
+        _online_key(view, symbol): {
+            "ts": ts.isoformat(),
+            "values": dict(zip(view.feature_names, _json_values(values), strict=True)),
+        }
+        for symbol, ts, values in rows
+    }
 
 
 def _online_refill(view: FeatureView, symbols: Sequence[str]) -> dict[str, dict]:

@@ -37,20 +37,18 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import DatabaseError, connection, connections
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
-from redis.exceptions import RedisError
 
 from experiments.storage import blob_path
-from features.models import FeatureRow, FeatureView
-from features.store import online_features
+from features.models import FeatureView
+from features.store import online_features_resilient
 from registry.errors import (
     ArtifactIntegrityError,
     ModelNotFound,
@@ -61,7 +59,6 @@ from registry.errors import (
 from registry.metrics import MODEL_LOADS, PREDICT_LATENCY, PREDICTIONS
 from registry.models import ModelVersion, RegisteredModel, Signal, Stage
 from registry.prediction_log import ServedPredictions, prediction_log_record
-from tradingsite.security.breakers import CircuitOpenError, get_breaker
 
 if TYPE_CHECKING:
     from experiments.training.artifacts import LogisticPipelineModel
@@ -347,32 +344,9 @@ def _feature_matrix(rows: list[dict[str, Any]], names: tuple[str, ...]) -> np.nd
 
 
 def _latest_rows(view: FeatureView, symbols: list[str]) -> list[dict[str, Any]]:
-    """The online store's answer (`online_features`), through the cache's circuit breaker. With
-    the cache (Redis) down, the newest offline-store row per symbol answers instead, in the same
-    shape: slower, but trading goes on, and `/health` shows the open breaker."""
-    try:
-        return get_breaker("cache").call(lambda: online_features(view=view, symbols=symbols))
-    except (CircuitOpenError, RedisError) as exc:
-        logger.warning("online store unavailable (%s): serving from the offline store", exc)
-    newest = FeatureRow.objects.filter(view=view, symbol=OuterRef("symbol")).order_by("-ts")
-    found = {
-        symbol: (ts, values)
-        for symbol, ts, values in FeatureRow.objects.filter(
-            view=view, symbol__in=symbols, ts=Subquery(newest.values("ts")[:1])
-        ).values_list("symbol", "ts", "values")
-    }
-    now, ttl = timezone.now(), timedelta(seconds=view.ttl_seconds)
-    rows: list[dict[str, Any]] = []
-    for symbol in symbols:
-        if symbol not in found:
-            rows.append({"symbol": symbol, "ts": None, "values": None, "stale": True})
-            continue
-        ts, values = found[symbol]
-        named = dict(zip(view.feature_names, values, strict=True))
-        rows.append(
-            {"symbol": symbol, "ts": ts.isoformat(), "values": named, "stale": now - ts > ttl}
-        )
-    return rows
+    """The online store's answer, or with the cache (Redis) down the offline store's newest
+    rows in the same shape (features.store.online_features_resilient)."""
+    return online_features_resilient(view=view, symbols=symbols)
 
 
 def predict(

@@ -44,6 +44,7 @@ from experiments.training import (
     model_to_bytes,
     positions_from_proba,
 )
+from features import store
 from features.demo import demo_bars
 from features.models import FeatureView
 from features.services import bars_upsert
@@ -209,7 +210,7 @@ def test_with_the_online_store_down_the_offline_store_answers(
 ) -> None:
     promote(train(), overrider)
     expected = post(api_client, ["AAA", "BBB", "NOPE"]).json()["predictions"]
-    down = mock.patch.object(serving, "online_features", side_effect=RedisConnectionError("down"))
+    down = mock.patch.object(store, "online_features", side_effect=RedisConnectionError("down"))
     # Redis down for every caller: the rate limiter shares the cache breaker (a success of its
     # own would reset the count), so it fails too.
     limiter_down = mock.patch.object(
