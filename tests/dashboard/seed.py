@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from drift.models import DriftFeatureResult, DriftReport
 from drift.reference import reference_statistics
-from drift.statistics import drift_statistics
+from drift.severity import overall_severity
+from drift.statistics import drift_statistics, prediction_drift_statistics
 from experiments.models import Run
 from experiments.services import run_artifact_store, run_create, run_finish, run_log_batch
 from experiments.services.experiments import experiment_get_or_create
@@ -145,13 +146,22 @@ def drift_report(
     shifts = np.linspace(0.0, shift, len(names))
     current = rng.normal(0.0, 1.0, (ROWS, len(names))) + shifts
     graded = drift_statistics(reference, current, names).as_dict()
+    # the predicted P(up): training predictions vs the window's, which move with the shift
+    trained = rng.beta(5.0, 5.0, ROWS)
+    served = np.clip(rng.beta(5.0, 5.0, ROWS) + 0.1 * shift, 0.0, 1.0)
+    with_predictions = reference_statistics(
+        pd.DataFrame({names[0]: reference[:, 0]}), names[:1], trained, sample_size=ROWS
+    )
+    prediction = prediction_drift_statistics(with_predictions, served)
     with transaction.atomic():
         report = DriftReport.objects.create(
             model_version=version, feature_view=version.feature_view,
             window_start=window_end - timedelta(days=1), window_end=window_end, n_rows=ROWS,
-            symbols=list(SYMBOLS), severity=graded["severity"],
+            symbols=list(SYMBOLS),
+            severity=overall_severity(graded["severity"], prediction.severity),
             share_drifted=graded["drift_share"], n_features_tested=graded["n_tested"],
             n_features_drifted=graded["n_drifted"], thresholds=graded["thresholds"],
+            prediction_severity=prediction.severity, prediction_statistics=prediction.as_dict(),
         )  # fmt: skip
         features = DriftFeatureResult.objects.bulk_create(
             DriftFeatureResult(
