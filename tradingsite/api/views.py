@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -15,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.serializers import PasswordField, TokenObtainPairSerializer
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.views import TokenObtainPairView
 
@@ -106,9 +108,26 @@ class TokenPairSerializer(serializers.Serializer):
     refresh = serializers.CharField()
 
 
+MAX_PASSWORD_LENGTH = 4096  # hashing a megabyte-long password is a denial of service
+
+
+class BoundedTokenObtainSerializer(TokenObtainPairSerializer):
+    """simplejwt's, with the user model's username length and a password length limit: an
+    overlong credential is a 400 naming the field, before any user lookup or hashing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        name = self.username_field
+        limit = get_user_model()._meta.get_field(name).max_length
+        self.fields[name] = serializers.CharField(write_only=True, max_length=limit)
+        self.fields["password"] = PasswordField(max_length=MAX_PASSWORD_LENGTH)
+
+
 class TokenObtainView(TokenObtainPairView):
     """Username + password -> access and refresh tokens. A wrong password is audited by the
     user_login_failed signal that authenticate() sends (tradingsite.audit)."""
+
+    serializer_class = BoundedTokenObtainSerializer
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
         self.credentials = super().get_serializer(*args, **kwargs)  # its `user`, once valid
