@@ -102,16 +102,22 @@ def test_rotating_forwarded_for_gives_no_extra_allowance_by_default(
 
 
 def test_after_retry_after_the_next_login_succeeds(account: dict[str, str], settings: Any) -> None:
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "auth": "2/2"}
-    client_ip = {"REMOTE_ADDR": "192.0.2.12"}
-    statuses = [_login(account, **client_ip).status_code for _ in range(2)]
-    refused = _login(account, **client_ip)
-    if refused.status_code != 429:  # the 2 s window turned between the requests: once more
+    window = 2
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "auth": f"2/{window}"}
+    for attempt in range(5):
+        # a fresh client per attempt, so its window starts at its first login; an attempt
+        # slower than the window (a busy machine) proves nothing and is made again
+        client_ip = {"REMOTE_ADDR": f"192.0.2.{12 + attempt}"}
+        started = time.monotonic()
         statuses = [_login(account, **client_ip).status_code for _ in range(2)]
         refused = _login(account, **client_ip)
+        if time.monotonic() - started < window:
+            break
+    else:
+        pytest.skip(f"no three logins within {window} s on this machine")
     assert statuses == [200, 200]
     assert refused.status_code == 429
     wait = int(refused["Retry-After"])
-    assert 1 <= wait <= 2
+    assert 1 <= wait <= window
     time.sleep(wait)
     assert _login(account, **client_ip).status_code == 200
