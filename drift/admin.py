@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from drift.constants import FEATURE_COLUMNS
 from drift.models import (
     DriftFeatureResult,
     DriftReport,
@@ -61,16 +62,7 @@ class DriftScanAdmin(ReadOnlyAdmin):
 
 class DriftFeatureResultInline(ReadOnlyInline):
     model = DriftFeatureResult
-    fields = (
-        "name",
-        "severity",
-        "drifted",
-        "psi",
-        "ks_statistic",
-        "p_value_corrected",
-        "wasserstein_normed",
-        "jensen_shannon",
-    )
+    fields = ("name", "severity", "drifted", *FEATURE_COLUMNS)
 
 
 @admin.register(DriftReport)

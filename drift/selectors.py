@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
 
+from drift.constants import FEATURE_COLUMNS
 from drift.models import (
     SEVERITY_RANK,
     DriftFeatureResult,
@@ -196,11 +197,7 @@ def drift_feature_timeline(
                     "severity": row.severity,
                     "severity_rank": SEVERITY_RANK[row.severity],
                     "drifted": row.drifted,
-                    "psi": row.psi,
-                    "ks_statistic": row.ks_statistic,
-                    "p_value_corrected": row.p_value_corrected,
-                    "wasserstein_normed": row.wasserstein_normed,
-                    "jensen_shannon": row.jensen_shannon,
+                    **{column: getattr(row, column) for column in FEATURE_COLUMNS},
                 }
             )
     return {

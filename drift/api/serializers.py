@@ -8,6 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from drift.constants import FEATURE_COLUMNS
 from drift.models import (
     DriftFeatureResult,
     DriftReport,
@@ -118,17 +119,7 @@ class FeatureResultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DriftFeatureResult
-        fields = [
-            "name",
-            "severity",
-            "drifted",
-            "psi",
-            "ks_statistic",
-            "p_value_corrected",
-            "wasserstein_normed",
-            "jensen_shannon",
-            "statistics",
-        ]
+        fields = ["name", "severity", "drifted", *FEATURE_COLUMNS, "statistics"]
         read_only_fields = fields
 
     def get_statistics(self, row: DriftFeatureResult) -> dict[str, Any]:
@@ -170,9 +161,6 @@ class PredictionDriftSerializer(serializers.Serializer):
 
 
 PREDICTION_ORIGIN = {DriftReport.Source.PREDICTIONS: "logged", DriftReport.Source.FEATURES: "model"}
-PREDICTION_COLUMNS = (
-    "psi", "ks_statistic", "p_value_corrected", "wasserstein_normed", "jensen_shannon"
-)  # fmt: skip
 
 
 def prediction_block(report: DriftReport) -> dict[str, Any]:
@@ -186,7 +174,7 @@ def prediction_block(report: DriftReport) -> dict[str, Any]:
         "drifted": bool(stats.get("drifted")) if computed else None,
         "n": stats.get("n_cur") if computed else None,
         "n_reference": stats.get("n_ref") if computed else None,
-        **{key: stats.get(key) if computed else None for key in PREDICTION_COLUMNS},
+        **{key: stats.get(key) if computed else None for key in FEATURE_COLUMNS},
         "statistics": {k: v for k, v in stats.items() if k != "histogram"} if computed else None,
         "reason": "" if computed else report.prediction_reason,
     }

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from drift.constants import FEATURE_COLUMNS
 from drift.metrics import PREDICTION_FEATURE, REPORT_FEATURE, SCANS, record_report
 from drift.models import DriftFeatureResult, DriftReport, DriftScan, DriftScanItem, Severity
 from drift.selectors import drift_thresholds_for
@@ -32,15 +33,6 @@ from tradingsite.events import event_publish
 
 logger = logging.getLogger(__name__)
 Outcome = DriftScanItem.Outcome
-# Columns of DriftFeatureResult copied from FeatureDrift.as_dict(); the whole dict goes to
-# `statistics`, so new fields of drift.statistics are kept without a migration.
-FEATURE_COLUMNS = (
-    "psi",
-    "ks_statistic",
-    "p_value_corrected",
-    "wasserstein_normed",
-    "jensen_shannon",
-)
 
 
 @dataclass(frozen=True)
