@@ -24,6 +24,13 @@ class ArtifactIntegrityError(RegistryError):
     code = "artifact_integrity"
 
 
+class UnsupportedModelFormat(RegistryError):
+    """The run's model artifact is not a tradingsite model document (a pickle, say): it is
+    refused at registration and never deserialized (reliability.md T14)."""
+
+    code = "unsupported_model_format"
+
+
 class PromotionRefused(RegistryError):
     """The promotion policy refused the transition; `results` holds every rule's result."""
 

@@ -15,6 +15,7 @@ from features.fields import FloatListField
 
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"  # reliability.md: display names never hold paths
+MAX_MODEL_BYTES = 16 * 1024 * 1024  # a model document is kilobytes; bigger is not one of ours
 
 
 class Stage(models.TextChoices):

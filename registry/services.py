@@ -21,9 +21,11 @@ from registry.errors import (
     PromotionConflict,
     PromotionRefused,
     RegistryError,
+    UnsupportedModelFormat,
 )
 from registry.models import (
     ALIAS_PATTERN,
+    MAX_MODEL_BYTES,
     MODEL_NAME_PATTERN,
     ModelAlias,
     ModelVersion,
@@ -111,6 +113,7 @@ def model_version_create_from_run(
             f"run {run.run_uuid}: the model artifact is missing or does not hash to "
             f"{artifact.sha256}; it cannot be registered"
         )
+    _model_document_check(run=run, sha256=artifact.sha256)
     reference = _reference_statistics(run)
     metrics = _metrics_snapshot(run)
     owner = _user_or_none(user)
@@ -134,6 +137,30 @@ def model_version_create_from_run(
         )
         RegisteredModel.objects.filter(pk=model.pk).update(updated_at=version.created_at)
     return version
+
+
+def _model_document_check(*, run: Run, sha256: str) -> None:
+    """No pickle from users (reliability.md T14): only a tradingsite model document (JSON,
+    `experiments.training.artifacts.model_to_bytes`) can become a version. The bytes are parsed
+    as JSON, never unpickled, so a malicious upload runs no code; serving checks again."""
+    from experiments.train import MODEL_ARTIFACT
+    from experiments.training.artifacts import model_from_bytes
+
+    with blob_open(sha256) as blob:
+        data = blob.read(MAX_MODEL_BYTES + 1)
+    problem = ""
+    if len(data) > MAX_MODEL_BYTES:
+        problem = f"it is larger than {MAX_MODEL_BYTES} bytes"
+    else:
+        try:
+            model_from_bytes(data)
+        except ValueError as exc:
+            problem = str(exc)
+    if problem:
+        raise UnsupportedModelFormat(
+            f"run {run.run_uuid}: {MODEL_ARTIFACT} is not a tradingsite model document "
+            f"({problem}); pickles and other formats are never registered or loaded"
+        )
 
 
 # --- stage transitions ------------------------------------------------------------------------

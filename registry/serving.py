@@ -57,7 +57,7 @@ from registry.errors import (
     RegistryError,
 )
 from registry.metrics import MODEL_LOADS, PREDICT_LATENCY, PREDICTIONS
-from registry.models import ModelVersion, RegisteredModel, Signal, Stage
+from registry.models import MAX_MODEL_BYTES, ModelVersion, RegisteredModel, Signal, Stage
 from registry.prediction_log import ServedPredictions, prediction_log_record
 
 if TYPE_CHECKING:
@@ -68,7 +68,6 @@ logger = logging.getLogger(__name__)
 MAX_PREDICT_SYMBOLS = 100
 # A model document is a few kilobytes of JSON; anything far larger is not one of ours, and is
 # refused before it is read into memory.
-MAX_MODEL_BYTES = 16 * 1024 * 1024
 SIGNAL_OF_POSITION = {1.0: Signal.LONG, -1.0: Signal.SHORT, 0.0: Signal.FLAT}
 NO_FEATURES = "no_features"
 

@@ -11,12 +11,15 @@ class TradingsiteConfig(AppConfig):
 
     def ready(self) -> None:
         from django.conf import settings
+        from django.contrib.auth.signals import user_login_failed
 
         import tradingsite.api.schema  # noqa: F401  (registers the OpenAPI auth extension)
         from tradingsite.audit import connect_signals
+        from tradingsite.security.lockout import on_login_failed
         from tradingsite.security.validator import production_settings_errors
 
         connect_signals()  # logins, logouts, failed logins and admin changes -> the audit log
+        user_login_failed.connect(on_login_failed, dispatch_uid="tradingsite.lockout.failed")
 
         if not settings.IS_PRODUCTION:
             return

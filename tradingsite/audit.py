@@ -33,6 +33,7 @@ from django.http import HttpRequest, HttpResponse
 
 from tradingsite.models import AuditAction, AuditEvent, AuditOutcome
 from tradingsite.observability.request_id import current_request_id
+from tradingsite.security.lockout import LOCKED_ATTRIBUTE
 from tradingsite.security.ratelimit import client_ip
 
 logger = logging.getLogger("tradingsite.audit")
@@ -165,12 +166,15 @@ def _on_login_failed(
 ) -> None:
     # Django has already masked the password in `credentials`; only the username is kept.
     username = str(credentials.get("username", ""))
+    details: dict[str, Any] = {"path": getattr(request, "path", "")}
+    if hasattr(getattr(request, "_request", request), LOCKED_ATTRIBUTE):
+        details["account_locked"] = True  # refused by tradingsite.security.lockout, unchecked
     record(
         AuditAction.LOGIN_FAILED,
         outcome=AuditOutcome.FAILURE,
         actor_username=username,
         request=request,
-        details={"path": getattr(request, "path", "")},
+        details=details,
     )
 
 

@@ -1,4 +1,5 @@
-"""Platform-wide rows: revoked access tokens and the scheduler heartbeat."""
+"""Platform-wide rows: revoked access tokens, login lockouts, the scheduler heartbeat, events,
+API tokens and the audit log."""
 
 from __future__ import annotations
 
@@ -19,6 +20,25 @@ class RevokedToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.token_type} {self.jti}"
+
+
+class LoginLockout(models.Model):
+    """Failed logins for one username and the lockout they led to (tradingsite.security.lockout).
+
+    The database is the only store, and so the authority: a Redis outage cannot unlock anyone.
+    Keyed by the casefolded username as typed, whether or not such a user exists, so a
+    lockout tells an attacker nothing about which accounts exist.
+    """
+
+    username = models.CharField(max_length=150, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField()
+    last_failure_at = models.DateTimeField()
+    last_failure_ip = models.GenericIPAddressField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.username} ({self.failures} failures)"
 
 
 class SchedulerHeartbeat(models.Model):
@@ -107,6 +127,8 @@ class AuditAction(models.TextChoices):
 
     LOGIN = "auth.login", "Login (dashboard/admin session or API token pair)"
     LOGIN_FAILED = "auth.login_failed", "Failed login"
+    ACCOUNT_LOCKED = "auth.account_locked", "Account locked after repeated failed logins"
+    ACCOUNT_UNLOCKED = "auth.account_unlocked", "Account lockout lifted by an admin"
     LOGOUT = "auth.logout", "Logout (session)"
     TOKEN_REVOKED = "auth.token_revoked", "JWT revoked (API logout)"
     TOKEN_REFRESH_FAILED = "auth.token_refresh_failed", "Refused JWT refresh"

@@ -129,6 +129,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "tradingsite.security.ratelimit.RateLimitMiddleware",
+    "tradingsite.security.lockout.LockoutResponseMiddleware",  # a locked account's login -> 429
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -360,6 +361,17 @@ RATE_LIMITS = {
     "api": env.str("RATE_LIMIT_API", default="600/60"),
     "tracking": env.str("RATE_LIMIT_TRACKING", default="6000/60"),
 }
+
+# --- account lockout (tradingsite.security.lockout): per username, on every password login ------
+# LOGIN_LOCKOUT_FAILURES wrong passwords within LOGIN_LOCKOUT_WINDOW_SECONDS lock the username
+# for LOGIN_LOCKOUT_SECONDS; the correct password is refused until then (429 + Retry-After).
+LOGIN_LOCKOUT_FAILURES = env.int("LOGIN_LOCKOUT_FAILURES", default=5)
+LOGIN_LOCKOUT_WINDOW_SECONDS = env.int("LOGIN_LOCKOUT_WINDOW_SECONDS", default=900)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
+for _name in ("LOGIN_LOCKOUT_FAILURES", "LOGIN_LOCKOUT_WINDOW_SECONDS", "LOGIN_LOCKOUT_SECONDS"):
+    if globals()[_name] < 1:
+        raise ConfigError(f"{_name} must be a positive integer, got {globals()[_name]}")
+AUTHENTICATION_BACKENDS = ["tradingsite.security.lockout.LockoutModelBackend"]
 
 # --- production hardening (seed §6): HTTPS redirect, HSTS, secure cookies -----------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -34,6 +34,7 @@ from features.store import feature_definitions_sync
 from features.transforms import FEATURE_SPECS
 from registry.models import ModelVersion, Stage
 from registry.services import model_version_create_from_run, version_transition
+from tests.registry.conftest import model_document
 from tradingsite.dashboard.roles import ANALYST_GROUP, MODEL_ADMIN_GROUP, roles_ensure
 from tradingsite.events import event_publish
 
@@ -127,7 +128,7 @@ def finished_run(view: FeatureView, *, name: str, metrics: dict[str, float], see
     run_log_batch(run=run, metrics=metrics)
     frame = training_frame(view.feature_names, seed=seed)
     reference = reference_statistics(frame, view.feature_names, bins=10, sample_size=ROWS)
-    run_artifact_store(run=run, name=MODEL_ARTIFACT, data=json.dumps({"seed": seed}).encode())
+    run_artifact_store(run=run, name=MODEL_ARTIFACT, data=model_document(seed))
     run_artifact_store(run=run, name=REFERENCE_ARTIFACT, data=json.dumps(reference).encode())
     run_artifact_store(run=run, name="notes/readme.txt", data=b"seeded by tests.dashboard")
     return run_finish(run=run)

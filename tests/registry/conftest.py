@@ -16,6 +16,7 @@ from experiments.models import Run
 from experiments.services import run_artifact_store, run_create, run_finish, run_log_batch
 from experiments.services.experiments import experiment_get_or_create
 from experiments.train import MODEL_ARTIFACT, REFERENCE_ARTIFACT
+from experiments.training.artifacts import MODEL_FORMAT, MODEL_FORMAT_VERSION
 from features.models import FeatureView, MaterializationJob
 from registry.models import ModelVersion
 from registry.services import model_version_create_from_run
@@ -43,6 +44,23 @@ def feature_view() -> FeatureView:
     return view
 
 
+def model_document(n: int, *, n_features: int = 1) -> bytes:
+    """A small valid model document (registration refuses anything else), distinct per `n`."""
+    document = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "sklearn_version": "test",
+        "feature_names": None,
+        "impute_medians": [0.0] * n_features,
+        "scale_mean": [0.0] * n_features,
+        "scale_scale": [1.0] * n_features,
+        "coef": [0.5] * n_features,
+        "intercept": n / 1000,
+        "params": {},
+    }
+    return json.dumps(document, sort_keys=True).encode()
+
+
 @pytest.fixture
 def make_run(feature_view: FeatureView) -> Callable[..., Run]:
     counter = iter(range(1, 10_000))
@@ -65,7 +83,7 @@ def make_run(feature_view: FeatureView) -> Callable[..., Run]:
         )
         run_log_batch(run=run, metrics=metrics or {"accuracy": 0.6, "roc_auc": 0.6})
         if with_model:
-            data = model_bytes or json.dumps({"model": n}).encode()
+            data = model_bytes or model_document(n)
             run_artifact_store(run=run, name=MODEL_ARTIFACT, data=data)
         run_artifact_store(
             run=run,

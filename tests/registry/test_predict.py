@@ -34,6 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework.test import APIClient
 
 from experiments import training
+from experiments.models import Run
 from experiments.services import run_artifact_store, run_create, run_finish
 from experiments.services.experiments import experiment_get_or_create
 from experiments.storage import blob_open, blob_path
@@ -57,8 +58,10 @@ from features.store import (
 )
 from features.transforms import CORE_TECHNICAL
 from registry import prediction_log, serving
+from registry import services as registry_services
 from registry.apps import SERVER_ENTRY_MODULES
-from registry.models import ModelVersion, PredictionLog, Stage
+from registry.errors import UnsupportedModelFormat
+from registry.models import ModelVersion, PredictionLog, RegisteredModel, Stage
 from registry.services import model_version_create_from_run, version_rollback, version_transition
 from tests.registry.conftest import client_for
 from tradingsite.models import Event
@@ -123,14 +126,26 @@ def post(client: APIClient, symbols: Any, url: str = URL) -> Any:
     return client.post(url, {"symbols": symbols}, format="json")
 
 
-def register_raw_artifact(view: FeatureView, data: bytes, model_name: str = MODEL) -> ModelVersion:
-    """A FINISHED run whose model artifact holds `data` as uploaded, registered as `model_name`."""
+def upload_run(view: FeatureView, data: bytes) -> Run:
+    """A FINISHED run whose model artifact holds `data` as uploaded."""
     run = run_create(
         experiment=experiment_get_or_create(name="uploads"), name="upload", feature_view=view
     )
     run_artifact_store(run=run, name=MODEL_ARTIFACT, data=data)
-    run = run_finish(run=run)
+    return run_finish(run=run)
+
+
+def register_raw_artifact(view: FeatureView, data: bytes, model_name: str = MODEL) -> ModelVersion:
+    """`data` uploaded as a run's model and registered as `model_name`."""
+    run = upload_run(view, data)
     return model_version_create_from_run(model_name=model_name, run=run, user=None)
+
+
+def register_unchecked(view: FeatureView, data: bytes, model_name: str = MODEL) -> ModelVersion:
+    """`data` registered without registration's format check, as a version registered before
+    that check existed (or restored from a backup) would be: serving must refuse it itself."""
+    with mock.patch.object(registry_services, "_model_document_check"):
+        return register_raw_artifact(view, data, model_name)
 
 
 def metric(name: str, **labels: str) -> float:
@@ -332,11 +347,22 @@ class _Canary:
         return (os.system, (f"touch {self.path}",))
 
 
-def test_an_uploaded_pickle_is_never_loaded(
+def test_an_uploaded_pickle_is_refused_at_registration(view: FeatureView, tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    run = upload_run(view, pickle.dumps(_Canary(str(canary))))
+    with pytest.raises(UnsupportedModelFormat) as refused:
+        model_version_create_from_run(model_name=MODEL, run=run, user=None)
+    assert "is not a tradingsite model document (model artifact is not JSON" in str(refused.value)
+    assert "pickles and other formats are never registered" in str(refused.value)
+    assert not canary.exists() and not ModelVersion.objects.exists()
+    assert not RegisteredModel.objects.exists()  # nothing half-written either
+
+
+def test_a_pickle_that_bypassed_registration_is_never_loaded(
     view: FeatureView, overrider: Any, api_client: APIClient, tmp_path: Path
 ) -> None:
     canary = tmp_path / "canary"
-    version = register_raw_artifact(view, pickle.dumps(_Canary(str(canary))))
+    version = register_unchecked(view, pickle.dumps(_Canary(str(canary))))
     promote(version, overrider)  # its hash verifies: the policy cannot tell it is a pickle
     response = post(api_client, ["AAA"])
     assert response.status_code == 409 and response.json()["code"] == "model_unservable"
@@ -610,8 +636,8 @@ def test_the_warmup_loads_the_production_models_so_the_first_request_loads_none(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     promote(train(), overrider)
-    promote(register_raw_artifact(view, b"not a model", model_name="broken"), overrider)
-    register_raw_artifact(view, b"staging only", model_name="unpromoted")
+    promote(register_unchecked(view, b"not a model", model_name="broken"), overrider)
+    register_unchecked(view, b"staging only", model_name="unpromoted")
     with (
         caplog.at_level(logging.ERROR, logger="registry.serving"),
         mock.patch.object(training, "model_from_bytes", wraps=model_from_bytes) as loads,

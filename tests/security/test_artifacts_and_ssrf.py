@@ -2,10 +2,14 @@
 with the temporary tree snapshotted around each attempt (`find -newer`), and webhook SSRF
 targets refused when configured (`manage.py check`), with no connection attempted.
 
+A pickle whose __reduce__ touches a canary, uploaded as a run's model over HTTP, is refused at
+registration as an unsupported format, with the canary absent (below).
+
 Covered elsewhere, not repeated here: the corpus against the pure name check
-(tests/experiments/test_validation.py); a pickle whose __reduce__ touches a canary, registered,
-promoted and then refused by serving with the canary absent
-(tests/registry/test_predict.py::test_an_uploaded_pickle_is_never_loaded); an artifact whose
+(tests/experiments/test_validation.py); a pickle that bypassed registration's check (a version
+registered before it existed), promoted and then refused by serving with the canary absent
+(tests/registry/test_predict.py::test_a_pickle_that_bypassed_registration_is_never_loaded); an
+artifact whose
 bytes no longer match its sha256 refused at promotion (tests/registry/test_transitions.py::
 test_integrity_and_permission_rules_cannot_be_overridden) and at serving with 409
 (tests/registry/test_predict.py::test_a_tampered_artifact_is_refused_logged_and_never_cached);
@@ -14,6 +18,8 @@ webhook SSRF refused at delivery (tests/drift/test_webhooks.py).
 
 from __future__ import annotations
 
+import os
+import pickle
 import socket
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,9 @@ from django.core.checks import run_checks
 from rest_framework.test import APIClient
 
 from experiments.models import Artifact
+from experiments.train import MODEL_ARTIFACT
+from registry.models import ModelVersion, RegisteredModel
+from tests.registry.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -118,6 +127,37 @@ def test_the_snapshot_sees_a_file_written_outside_the_root(tmp_path: Path, outsi
     before = _tree(tmp_path)
     (tmp_path / "escaped").write_bytes(b"owned")
     assert _tree(tmp_path) != before
+
+
+class _Canary:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_an_uploaded_pickle_is_refused_at_registration_as_an_unsupported_format(
+    api_client: APIClient, run: dict[str, Any], promoter: Any, tmp_path: Path
+) -> None:
+    canary = tmp_path / "canary"
+    run_id = run["run_id"]
+    upload = api_client.put(
+        f"/api/v1/runs/{run_id}/artifacts/{MODEL_ARTIFACT}",
+        pickle.dumps(_Canary(str(canary))),
+        content_type="application/octet-stream",
+    )
+    assert upload.status_code in (200, 201), upload.content  # a run may hold any file
+    finished = api_client.patch(f"/api/v1/runs/{run_id}", {"status": "FINISHED"}, format="json")
+    assert finished.status_code == 200, finished.content
+
+    registrar = client_for(promoter)
+    response = registrar.post("/api/v1/models/pickled/versions/", {"run_id": run_id}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "unsupported_model_format"
+    assert "never registered or loaded" in response.json()["detail"]
+    assert not canary.exists()
+    assert not ModelVersion.objects.exists() and not RegisteredModel.objects.exists()
 
 
 # --- webhook SSRF at configuration time ---------------------------------------------------------
