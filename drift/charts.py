@@ -127,11 +127,25 @@ def feature_scores(
     thresholds: Sequence[float] | None = None,
 ) -> go.Figure:
     """One bar per feature (largest score on top), coloured and labelled by its severity, with
-    the score's LOW / MEDIUM / HIGH cut points. `features`: {"name", "score", "severity"}."""
+    the score's LOW / MEDIUM / HIGH cut points. `features`: {"name", "score", "severity"} and
+    optionally "p_value" (the one severity was graded on).
+
+    A score past the first cut point graded NONE (a slow feature whose shift the test cannot
+    tell from autocorrelation in this window) is hatched and labelled "not significant" with
+    its p-value, so a long bar reading NONE does not look like a mistake."""
     scored = [f for f in features if _finite(f.get("score")) is not None]
     if not scored:
         return empty_figure("No feature could be scored in this window.")
     ordered = sorted(scored, key=lambda f: float(f["score"]))  # plotly draws bottom-up
+    first_cut = min(thresholds) if thresholds else None
+    unproven = [
+        first_cut is not None and f["severity"] == "NONE" and float(f["score"]) >= first_cut
+        for f in ordered
+    ]
+    labels = [
+        f"{f['severity']} · not significant{_p_text(f.get('p_value'))}" if flag else f["severity"]
+        for f, flag in zip(ordered, unproven, strict=True)
+    ]
     return figure(
         trace(
             "bar",
@@ -141,8 +155,9 @@ def feature_scores(
             marker={
                 "color": [SEVERITY_COLORS.get(f["severity"], GREY) for f in ordered],
                 "line": {"color": INK, "width": 0.5},
+                "pattern": {"shape": ["/" if flag else "" for flag in unproven]},
             },
-            text=[f["severity"] for f in ordered],
+            text=labels,
             textposition="outside",
             cliponaxis=False,
             hovertemplate="%{y}<br>" + score_label + " %{x:.4f}<br>%{text}<extra></extra>",
@@ -156,6 +171,11 @@ def feature_scores(
             **cut_lines(thresholds, axis="x"),
         ),
     )
+
+
+def _p_text(p_value: Any) -> str:
+    p = _finite(p_value)
+    return "" if p is None else f" (p {p:.2g})"
 
 
 def distribution_overlay(chart: Mapping[str, Any] | None) -> go.Figure:

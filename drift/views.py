@@ -128,6 +128,10 @@ def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
     by_name = {f["name"]: f for f in features}
     chosen = by_name.get(request.GET.get("feature", "")) or (features[0] if features else None)
     psi_cuts = (report.thresholds or {}).get("psi")
+    for f in features:  # a large score the test could not call significant (drift.charts)
+        f["unproven"] = bool(
+            psi_cuts and f["severity"] == "NONE" and (f["score"] or 0.0) >= min(psi_cuts)
+        )
     context: dict[str, Any] = {
         "report": report,
         "version": report.model_version,
@@ -138,7 +142,12 @@ def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "scores_chart": figure_json(
             feature_scores(
                 [
-                    {"name": f["name"], "score": f["score"], "severity": f["severity"]}
+                    {
+                        "name": f["name"],
+                        "score": f["score"],
+                        "severity": f["severity"],
+                        "p_value": f["row"].p_value_corrected,
+                    }
                     for f in features
                 ],
                 score_label="PSI",

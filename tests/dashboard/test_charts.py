@@ -96,6 +96,20 @@ def test_feature_scores_put_the_largest_on_top_with_severity_colour_and_text() -
     assert _annotation_texts(figure) == ["LOW ≥ 0.1", "MEDIUM ≥ 0.2", "HIGH ≥ 0.25"]
 
 
+def test_a_large_score_graded_none_is_hatched_and_labelled_not_significant() -> None:
+    features = [
+        {"name": "atr_14", "score": 7.07, "severity": "NONE", "p_value": 0.1312},
+        {"name": "rsi", "score": 0.05, "severity": "NONE", "p_value": 0.9},
+        {"name": "macd", "score": 0.31, "severity": "HIGH", "p_value": 1e-6},
+    ]
+    (bars,) = valid(drift_charts.feature_scores(features, thresholds=[0.1, 0.2, 0.25])).data
+    assert list(bars.y) == ["rsi", "macd", "atr_14"]
+    assert list(bars.text) == ["NONE", "HIGH", "NONE · not significant (p 0.13)"]
+    assert list(bars.marker.pattern.shape) == ["", "", "/"]
+    (plain,) = valid(drift_charts.feature_scores(features)).data  # no cut points: no claim
+    assert list(plain.text) == ["NONE", "HIGH", "NONE"]
+
+
 def test_the_distribution_overlay_compares_reference_and_current_shares_per_bin() -> None:
     statistics = {
         "kind": "numeric",

@@ -130,6 +130,20 @@ def test_the_report_detail_ranks_features_worst_first_and_charts_the_chosen_one(
     assert analyst.get("/dashboard/drift/reports/999999/").status_code == 404
 
 
+def test_a_large_psi_graded_none_is_marked_not_significant(
+    analyst: Client, seeded: dict[str, Any]
+) -> None:
+    report = DriftReport.objects.filter(model_version=seeded["production"]).latest("window_end")
+    row = report.features.order_by("id").first()
+    report.features.filter(pk=row.pk).update(severity="NONE", psi=7.07, p_value_corrected=0.13)
+    response = analyst.get(f"/dashboard/drift/reports/{report.pk}/")
+    marked = [f["name"] for f in response.context["features"] if f["unproven"]]
+    assert marked == [row.name]
+    assert "not significant" in response.content.decode()
+    bars = response.context["scores_chart"]["data"][0]
+    assert bars["text"][bars["y"].index(row.name)] == "NONE · not significant (p 0.13)"
+
+
 def test_a_report_with_50_features_renders_within_300_ms(
     analyst: Client, seeded: dict[str, Any]
 ) -> None:
