@@ -1,4 +1,11 @@
-"""`ws /ws/stream`: authenticated, topic-filtered, resumable event stream (a thin relay)."""
+"""`ws /ws/stream`: authenticated, topic-filtered, resumable event stream (a thin relay).
+
+`snapshot=1` asks for the full state first (`{"type": "snapshot", ...}`: health, the ML
+status with the Production models and the drift monitor, and the topic heads it is as new as),
+so a client that reconnects after an outage redraws from it instead of guessing what it missed.
+When the channel layer (Redis) fails, a socket is closed with 1011, never left hanging: the
+client reconnects, with `last_event_id` and `snapshot=1`, once it is back (reliability.md T5).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -21,7 +29,9 @@ from tradingsite.events import (
     topics_parse,
 )
 from tradingsite.observability.metrics import EVENTS_DELIVERED, WEBSOCKET_CLIENTS
+from tradingsite.security.breakers import breakers_snapshot
 from tradingsite.security.websocket import scope_still_authorized
+from tradingsite.selectors import ml_status
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_BAD_REQUEST = 4400
@@ -31,6 +41,9 @@ REPLAY_BATCH = 500
 # Largest message a client may send (it only ever sends pings). daphne's default is the same;
 # the production server (tradingsite/uvicorn_worker.py) sets uvicorn's ws_max_size to match.
 MAX_MESSAGE_BYTES = 1024 * 1024
+# Longest a join or leave of the topic groups may take: channels_redis has no socket timeout of
+# its own, so against a frozen Redis a handshake would otherwise hang until Redis came back.
+GROUP_TIMEOUT_SECONDS = 2.0
 
 
 logger = logging.getLogger(__name__)
@@ -53,6 +66,22 @@ def parse_stream_query(query_string: bytes) -> tuple[list[str], str, int | None]
     return topics, query.get("subject", ""), None if last is None else int(last)
 
 
+def wants_snapshot(query_string: bytes) -> bool:
+    values = parse_qs(query_string.decode("latin1")).get("snapshot", [""])
+    return values[-1].lower() in ("1", "true", "yes")
+
+
+def stream_snapshot(*, heads: dict[str, int]) -> dict[str, Any]:
+    """The state a (re)connecting client redraws from, at least as new as `heads` (the topic
+    heads it is up to date with): events after them follow live."""
+    return {
+        "type": "snapshot",
+        "heads": heads,
+        "circuit_breakers": breakers_snapshot(),
+        "status": ml_status(),  # registry (Production models), drift monitor, features, ...
+    }
+
+
 class EventStreamConsumer(AsyncJsonWebsocketConsumer):
     """Replays missed events from the outbox, then relays live ones: no gap, no duplicate."""
 
@@ -73,8 +102,14 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_BAD_REQUEST)
             return
         ensure_relay_running()
-        for topic in self.topics:  # join first: whatever commits from now on is queued for us
-            await self.channel_layer.group_add(topic_group(topic), self.channel_name)
+        try:  # join first: whatever commits from now on is queued for us
+            await self._groups(self.channel_layer.group_add)
+        except Exception as exc:
+            logger.warning("websocket cannot join its topic groups: %r", exc)
+            await self.accept()  # so that the client reads a close code, not a refused handshake
+            await self.close(code=CLOSE_SERVER_ERROR)
+            self.join_failed = True
+            raise StopConsumer from exc  # no receive loop on a channel layer that is not there
         # Then note where each topic stands. Both happen before the handshake completes, so
         # every event committed after it reaches this client live (or by gap fill).
         self.seen = await database_sync_to_async(topic_heads)(self.topics)
@@ -82,6 +117,9 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         WEBSOCKET_CLIENTS.inc()
         self.counted = True
         self.revalidation = asyncio.ensure_future(self._revalidate_periodically())
+        if wants_snapshot(self.scope["query_string"]):
+            snapshot = await database_sync_to_async(stream_snapshot)(heads=dict(self.seen))
+            await self.send_json(snapshot)
         if last_event_id is not None:
             await self._replay(after=last_event_id, heads=dict(self.seen))
 
@@ -92,9 +130,34 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             with contextlib.suppress(asyncio.CancelledError):
                 await revalidation
         if getattr(self, "counted", False):
+            self.counted = False
             WEBSOCKET_CLIENTS.dec()
-        for topic in getattr(self, "topics", []):
-            await self.channel_layer.group_discard(topic_group(topic), self.channel_name)
+        if getattr(self, "topics", None):
+            # Redis down: the group entries expire on their own (channels_redis group_expiry).
+            with contextlib.suppress(Exception):
+                await self._groups(self.channel_layer.group_discard)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """A channel layer that fails under an open socket (Redis killed) ends the consumer's
+        receive loop with its error: close the socket with 1011 and clean up, so the client
+        reconnects at once and the open-socket gauge stays right."""
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception as exc:
+            if getattr(self, "join_failed", False):
+                return  # closed in connect(); the layer's pending receive failed the same way
+            if not getattr(self, "counted", False):
+                raise  # not an open socket of ours: the server handles it as before
+            logger.warning("websocket closed: the event stream failed (%r)", exc)
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await self.close(code=CLOSE_SERVER_ERROR)
+            await self.disconnect(CLOSE_SERVER_ERROR)
+
+    async def _groups(self, action: Any) -> None:
+        """Join or leave every topic group (`action`: the layer's group_add or group_discard)."""
+        async with asyncio.timeout(GROUP_TIMEOUT_SECONDS):
+            for topic in self.topics:
+                await action(topic_group(topic), self.channel_name)
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         """Refuses an oversize message before parsing it (the server bounds it too)."""

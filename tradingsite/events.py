@@ -31,6 +31,7 @@ OUTBOX_LOCK_KEY = 7_320_114
 RELAY_POLL_SECONDS = 0.25
 RELAY_BATCH = 500
 HEADS_INTERVAL_SECONDS = 2.0
+RELAY_LOG_EVERY_S = 30.0  # while the relay keeps failing, one warning per this many seconds
 
 
 class EventError(ValueError):
@@ -155,6 +156,8 @@ async def _relay_forever() -> None:
     cursor = await database_sync_to_async(latest_event_id)()
     next_heads = 0.0
     me = asyncio.current_task()
+    failing_since: float | None = None  # an outage is logged once, then every RELAY_LOG_EVERY_S
+    last_logged = 0.0
     while me is None or not me.cancelling():  # a cancel swallowed by a thread hop still ends us
         try:
             if forwarding_needed():
@@ -168,10 +171,22 @@ async def _relay_forever() -> None:
                     )
         except asyncio.CancelledError:
             raise
-        except Exception:  # never let the relay die: log and retry on the next tick
+        except Exception as exc:  # never let the relay die: log and retry on the next tick
             if me is not None and me.cancelling():
                 return
-            logger.exception("outbox relay failed; retrying")
+            now = time.monotonic()
+            if failing_since is None:
+                failing_since = last_logged = now
+                logger.exception("outbox relay failed; retrying")
+            elif now - last_logged >= RELAY_LOG_EVERY_S:  # a Redis outage: no log flood
+                last_logged = now
+                logger.warning(
+                    "outbox relay still failing after %.0f s: %s", now - failing_since, exc
+                )
+        else:
+            if failing_since is not None:
+                logger.info("outbox relay recovered after %.0f s", time.monotonic() - failing_since)
+                failing_since = None
         await asyncio.sleep(RELAY_POLL_SECONDS)
 
 

@@ -9,6 +9,7 @@
   const ticker = document.getElementById("live-ticker");
   let lastId = config.last_event_id;
   let delay = 1000;
+  let reconnecting = false;
   const timers = new Map();
   const seen = new Set();
 
@@ -48,10 +49,17 @@
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(scheme + "://" + location.host + config.path + "?last_event_id=" + lastId);
+    // After a drop, ask for the full state first: what happened while we were away may not all
+    // be in replayable events (a Redis outage drops live ones), so every live fragment redraws.
+    const query = "?last_event_id=" + lastId + (reconnecting ? "&snapshot=1" : "");
+    const socket = new WebSocket(scheme + "://" + location.host + config.path + query);
     socket.onopen = function () { setState("open", "live"); delay = 1000; };
     socket.onmessage = function (message) {
       const event = JSON.parse(message.data);
+      if (event.type === "snapshot") {
+        document.querySelectorAll("[data-live-refresh]").forEach(refresh);
+        return;
+      }
       if (typeof event.id !== "number") return;  // pong
       if (seen.has(event.id)) return;  // a replay after a reconnect may repeat one
       seen.add(event.id);
@@ -62,6 +70,7 @@
       });
     };
     socket.onclose = function () {
+      reconnecting = true;
       setState("closed", "reconnecting…");
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 15000);

@@ -3,6 +3,7 @@ make test's REDIS_URL pass), and the outbox it reads."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -188,3 +189,42 @@ def test_a_rolled_back_transaction_publishes_nothing(token: str) -> None:
 def test_event_types_must_name_a_known_topic() -> None:
     with pytest.raises(EventError, match="topic"):
         event_publish(type="weather.sunny")
+
+
+def test_a_failing_relay_logs_the_outage_once_then_its_recovery(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis outage must not flood the log: the relay ticks 4 times a second (events.py)."""
+    import asyncio
+    import logging
+
+    from tradingsite import events
+
+    calls = {"n": 0}
+
+    def heads(topics: list[str]) -> dict[str, int]:
+        calls["n"] += 1
+        if calls["n"] <= 20:
+            raise ConnectionError("redis down")
+        return {}
+
+    monkeypatch.setattr(events, "topic_heads", heads)
+    monkeypatch.setattr(events, "latest_event_id", lambda **_: 0)
+    monkeypatch.setattr(events, "forwarding_needed", lambda: False)
+    monkeypatch.setattr(events, "HEADS_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr(events, "RELAY_POLL_SECONDS", 0.005)
+
+    async def run() -> None:
+        task = asyncio.create_task(events._relay_forever())
+        while calls["n"] <= 22:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    with caplog.at_level(logging.INFO, logger="tradingsite.events"):
+        asyncio.run(run())
+    messages = [r.getMessage() for r in caplog.records if r.name == "tradingsite.events"]
+    assert messages[0] == "outbox relay failed; retrying"  # with its traceback, once
+    assert sum("failed" in m or "still failing" in m for m in messages) == 1  # not 20
+    assert any(m.startswith("outbox relay recovered after") for m in messages)
