@@ -51,7 +51,7 @@ DRIFT_MIN_PREDICTION_ROWS = env.int("DRIFT_MIN_PREDICTION_ROWS", default=100)
 DRIFT_ESCALATE_AFTER = env.int("DRIFT_ESCALATE_AFTER", default=3)
 # Lease of the Redis lock on (version, window) that keeps a second worker from computing a
 # window already being computed; the database unique constraint stays the fence. A killed
-# worker's lease blocks the window this long: its redelivered task waits it out.
+# worker's redelivered task breaks its dead attempt's lease (drift.tasks); other tasks wait it out.
 DRIFT_SCAN_LOCK_SECONDS = env.int("DRIFT_SCAN_LOCK_SECONDS", default=60)
 # Longest a version's scan may run (the task's time limit); a scan still running after it is
 # marked failed when the next one starts.
@@ -239,7 +239,13 @@ if REDIS_URL:
         }
     }
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+    # A killed worker's unacked tasks return after visibility_timeout, found by a sweep every
+    # unacked_restore_interval (10 s) x unacked_restore_throttle (kombu's default 10: 100 s).
+    # Throttle 1: redelivered within visibility_timeout + 10 s (reliability.md T7).
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
+        "visibility_timeout": 3600,
+        "unacked_restore_throttle": 1,
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {
@@ -270,6 +276,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis is the broker: when its connection drops, tasks already running would be redelivered and
+# run twice, in parallel (reliability.md §1.5). Cancel them instead; their redelivery reruns them
+# (every task is idempotent: a scan's report commits in one transaction, fenced by its unique key).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TIMEZONE = "UTC"
 
 # --- API ------------------------------------------------------------------------------------------

@@ -26,6 +26,12 @@ def scan_lock_key(version_id: int, window_start: datetime) -> str:
     return f"drift:scan-lock:{version_id}:{int(window_start.timestamp())}"
 
 
+def scan_lock_break(version_id: int, window_start: datetime) -> None:
+    """Drop the lease on (version, window) whoever holds it: only for a holder known dead (a
+    redelivered task whose earlier attempt was killed, drift.tasks). The database still fences."""
+    cache.delete(scan_lock_key(version_id, window_start))  # scan_lock stores under make_key(key)
+
+
 @contextlib.contextmanager
 def scan_lock(version_id: int, window_start: datetime) -> Iterator[bool | None]:
     """Yields True (held: do the work), False (another worker holds it: do nothing) or None (the

@@ -113,10 +113,18 @@ def drift_scan_create(
     return scan
 
 
-def drift_scan_schedule(*, trigger: str = DriftScan.Trigger.SCHEDULE) -> DriftScan | None:
-    """The scheduled scan of this interval over every Production version, or None if another
-    scheduler (a second beat, a restarted worker) already ran this interval's."""
-    slot = int(timezone.now().timestamp() // max(1, settings.DRIFT_INTERVAL_SECONDS))
+def drift_scan_slot() -> int:
+    """The current interval slot: int(now / DRIFT_INTERVAL_SECONDS)."""
+    return int(timezone.now().timestamp() // max(1, settings.DRIFT_INTERVAL_SECONDS))
+
+
+def drift_scan_schedule(
+    *, trigger: str = DriftScan.Trigger.SCHEDULE, slot: int | None = None
+) -> DriftScan | None:
+    """The scheduled scan of interval `slot` (default: the current one) over every Production
+    version, or None if another scheduler (a second beat, a restarted worker) already ran it."""
+    if slot is None:
+        slot = drift_scan_slot()
     return drift_scan_create(trigger=trigger, versions=drift_scan_targets(), slot=slot)
 
 

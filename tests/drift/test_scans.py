@@ -94,14 +94,14 @@ def test_on_demand_scans_are_not_fenced_by_the_interval(make_version: MakeVersio
 
 
 def test_the_beat_schedule_uses_drift_interval_seconds(settings: Any) -> None:
-    from tradingsite.celery import _install_beat_schedule, app
+    from tradingsite.celery import _install_beat_schedule, app, slot_schedule
 
     settings.DRIFT_INTERVAL_SECONDS = 123
     try:
         _install_beat_schedule(app)
         entry = app.conf.beat_schedule["drift-scan"]
         assert entry["task"] == "drift.tasks.drift_scan_all_task"
-        assert entry["schedule"] == 123.0
+        assert isinstance(entry["schedule"], slot_schedule) and entry["schedule"].seconds == 123
     finally:
         settings.DRIFT_INTERVAL_SECONDS = 3600
         _install_beat_schedule(app)
