@@ -21,6 +21,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from tradingsite.events import (
+    HEADS_GROUP,
     EventError,
     ensure_relay_running,
     events_after,
@@ -154,10 +155,11 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             await self.disconnect(CLOSE_SERVER_ERROR)
 
     async def _groups(self, action: Any) -> None:
-        """Join or leave every topic group (`action`: the layer's group_add or group_discard)."""
+        """Join or leave every topic group and the heads group (`action`: the layer's group_add
+        or group_discard)."""
         async with asyncio.timeout(GROUP_TIMEOUT_SECONDS):
-            for topic in self.topics:
-                await action(topic_group(topic), self.channel_name)
+            for group in [*(topic_group(topic) for topic in self.topics), HEADS_GROUP]:
+                await action(group, self.channel_name)
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         """Refuses an oversize message before parsing it (the server bounds it too)."""

@@ -13,10 +13,11 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -40,6 +41,11 @@ class EventError(ValueError):
 
 def topic_group(topic: str) -> str:
     return f"events.{topic}"
+
+
+# Every stream consumer joins this group too: the relay's periodic topic heads go to it as one
+# message carrying every topic (one per tick per socket, not one per topic per server process).
+HEADS_GROUP = "events.heads"
 
 
 def topic_of(event_type: str) -> str:
@@ -164,11 +170,9 @@ async def _relay_forever() -> None:
                 cursor = await _forward_new_events(layer, cursor)
             if time.monotonic() >= next_heads:
                 next_heads = time.monotonic() + HEADS_INTERVAL_SECONDS
-                heads = await database_sync_to_async(topic_heads)(list(Topic.values))
-                for topic, head in heads.items():
-                    await layer.group_send(
-                        topic_group(topic), {"type": "event.heads", "heads": {topic: head}}
-                    )
+                if await sync_to_async(_heads_turn_is_mine)():
+                    heads = await database_sync_to_async(topic_heads)(list(Topic.values))
+                    await layer.group_send(HEADS_GROUP, {"type": "event.heads", "heads": heads})
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # never let the relay die: log and retry on the next tick
@@ -188,6 +192,20 @@ async def _relay_forever() -> None:
                 logger.info("outbox relay recovered after %.0f s", time.monotonic() - failing_since)
                 failing_since = None
         await asyncio.sleep(RELAY_POLL_SECONDS)
+
+
+def _heads_turn_is_mine() -> bool:
+    """Whether this process sends this tick's heads. The in-process layer reaches only this
+    process's sockets, so each sends its own. channels-redis reaches every process's sockets, so
+    one process a tick sends (the first to claim the tick in the shared cache); were the cache
+    unusable, each sends, as before."""
+    if forwarding_needed():
+        return True
+    key = f"events:heads-tick:{int(time.time() // HEADS_INTERVAL_SECONDS)}"
+    try:
+        return bool(get_breaker("cache").call(lambda: cache.add(key, 1, timeout=10)))
+    except Exception:  # Redis down or its breaker open: the layer is probably down too
+        return True
 
 
 async def _forward_new_events(layer: Any, cursor: int) -> int:

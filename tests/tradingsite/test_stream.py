@@ -17,7 +17,7 @@ from django.db import transaction
 from rest_framework_simplejwt.tokens import AccessToken
 
 from tradingsite import consumers
-from tradingsite.events import EventError, event_publish, topic_group, topic_heads
+from tradingsite.events import HEADS_GROUP, EventError, event_publish, topic_heads
 from tradingsite.models import Event, RevokedToken
 from tradingsite.routing import websocket_urlpatterns
 from tradingsite.security.websocket import stream_edge
@@ -159,10 +159,8 @@ def test_a_dropped_last_event_is_fetched_when_the_relay_reports_the_topic_head(
             lost.setattr("tradingsite.events.event_broadcast", lambda event: None)
             dropped = await publish(type="drift.alert.raised", subject="m")
         assert await communicator.receive_nothing(timeout=0.3)  # no later event will reveal it
-        heads = await sync_to_async(topic_heads)(["drift"])
-        await get_channel_layer().group_send(
-            topic_group("drift"), {"type": "event.heads", "heads": heads}
-        )
+        heads = await sync_to_async(topic_heads)(["drift", "models", "features"])
+        await get_channel_layer().group_send(HEADS_GROUP, {"type": "event.heads", "heads": heads})
         assert (await communicator.receive_json_from(timeout=3))["id"] == dropped.id
         await communicator.disconnect()
 
@@ -191,6 +189,20 @@ def test_event_types_must_name_a_known_topic() -> None:
         event_publish(type="weather.sunny")
 
 
+def test_one_process_a_tick_sends_the_heads_when_the_layer_crosses_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tradingsite import events
+
+    monkeypatch.setattr(events, "forwarding_needed", lambda: False)  # as with channels-redis
+    monkeypatch.setattr(events.time, "time", lambda: 1_000_000.0)
+    assert [events._heads_turn_is_mine() for _ in range(3)] == [True, False, False]
+    monkeypatch.setattr(events.time, "time", lambda: 1_000_000.0 + events.HEADS_INTERVAL_SECONDS)
+    assert events._heads_turn_is_mine()  # the next tick
+    monkeypatch.setattr(events, "forwarding_needed", lambda: True)  # in-process layer
+    assert events._heads_turn_is_mine() and events._heads_turn_is_mine()
+
+
 def test_a_failing_relay_logs_the_outage_once_then_its_recovery(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -211,6 +223,7 @@ def test_a_failing_relay_logs_the_outage_once_then_its_recovery(
     monkeypatch.setattr(events, "topic_heads", heads)
     monkeypatch.setattr(events, "latest_event_id", lambda **_: 0)
     monkeypatch.setattr(events, "forwarding_needed", lambda: False)
+    monkeypatch.setattr(events, "_heads_turn_is_mine", lambda: True)
     monkeypatch.setattr(events, "HEADS_INTERVAL_SECONDS", 0.0)
     monkeypatch.setattr(events, "RELAY_POLL_SECONDS", 0.005)
 
