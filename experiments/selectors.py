@@ -109,6 +109,8 @@ def datetime_to_ms(value: datetime) -> int:
 def experiment_get(*, experiment_id: int | str) -> Experiment:
     """The experiment, or ResourceDoesNotExistError; id 0 is MLflow's Default experiment."""
     try:
+        if isinstance(experiment_id, bool) or not isinstance(experiment_id, int | str):
+            raise TypeError(experiment_id)  # int(False) would be the Default experiment
         pk = int(experiment_id)
     except (TypeError, ValueError):
         raise InvalidParameterError(

@@ -17,6 +17,7 @@ from drift.models import (
     Severity,
 )
 from drift.selectors import ReportFilter
+from tradingsite.api.fields import StringField
 
 MAX_TIMELINE_REPORTS = 1000
 
@@ -30,11 +31,9 @@ def _csv_choices(value: str, choices: list[str], what: str) -> list[str]:
 
 
 class ReportQuerySerializer(serializers.Serializer):
-    model = serializers.CharField(required=False, max_length=128)
+    model = StringField(required=False, max_length=128)
     version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
-    severity = serializers.CharField(
-        required=False, help_text="comma-separated severities, e.g. HIGH,MEDIUM"
-    )
+    severity = StringField(required=False, help_text="comma-separated severities, e.g. HIGH,MEDIUM")
     min_severity = serializers.ChoiceField(choices=Severity.choices, required=False)
     since = serializers.DateTimeField(required=False, help_text="window_end at or after")
     until = serializers.DateTimeField(required=False, help_text="window_end at or before")
@@ -64,7 +63,7 @@ class ReportQuerySerializer(serializers.Serializer):
 
 
 class ReportSerializer(serializers.ModelSerializer):
-    model = serializers.CharField(source="model_version.model.name")
+    model = StringField(source="model_version.model.name")
     version = serializers.IntegerField(source="model_version.version")
     feature_view = serializers.SerializerMethodField()
     severity = serializers.ChoiceField(
@@ -155,9 +154,7 @@ class PredictionDriftSerializer(serializers.Serializer):
         allow_null=True,
         help_text="everything drift.statistics computed, less the histogram (see .../histograms)",
     )
-    reason = serializers.CharField(
-        allow_blank=True, help_text="why it was not computed; empty when it was"
-    )
+    reason = StringField(allow_blank=True, help_text="why it was not computed; empty when it was")
 
 
 PREDICTION_ORIGIN = {DriftReport.Source.PREDICTIONS: "logged", DriftReport.Source.FEATURES: "model"}
@@ -200,10 +197,10 @@ class HistogramSideSerializer(serializers.Serializer):
 
 
 class HistogramSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    kind = serializers.CharField(allow_null=True)
+    name = StringField()
+    kind = StringField(allow_null=True)
     severity = serializers.ChoiceField(choices=Severity.choices)
-    bins = serializers.ListField(child=serializers.CharField(), help_text="one label per bin")
+    bins = serializers.ListField(child=StringField(), help_text="one label per bin")
     edges = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     categories = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     reference = HistogramSideSerializer()
@@ -218,18 +215,18 @@ class HistogramsSerializer(serializers.Serializer):
         help_text="the predicted probabilities, training (reference) vs the window; null when "
         "prediction drift was not computed (see prediction_reason)",
     )
-    prediction_reason = serializers.CharField(allow_blank=True)
+    prediction_reason = StringField(allow_blank=True)
 
 
 class FeatureQuerySerializer(serializers.Serializer):
-    feature = serializers.CharField(required=False, help_text="comma-separated feature names")
+    feature = StringField(required=False, help_text="comma-separated feature names")
 
     def validate_feature(self, value: str) -> list[str]:
         return [name.strip() for name in value.split(",") if name.strip()][:200]
 
 
 class TimelineQuerySerializer(FeatureQuerySerializer):
-    model = serializers.CharField(max_length=128)
+    model = StringField(max_length=128)
     version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
@@ -260,7 +257,7 @@ class TimelineReportSerializer(serializers.Serializer):
 
 
 class TimelineSerializer(serializers.Serializer):
-    model = serializers.CharField()
+    model = StringField()
     reports = TimelineReportSerializer(many=True)
     features = serializers.DictField(
         child=TimelinePointSerializer(many=True), help_text="feature name -> points, oldest first"
@@ -268,7 +265,7 @@ class TimelineSerializer(serializers.Serializer):
 
 
 class ScanRequestSerializer(serializers.Serializer):
-    model = serializers.CharField(required=False, allow_blank=True, max_length=128, default="")
+    model = StringField(required=False, allow_blank=True, max_length=128, default="")
     version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -278,10 +275,10 @@ class ScanRequestSerializer(serializers.Serializer):
 
 
 class ScanItemSerializer(serializers.ModelSerializer):
-    model = serializers.CharField(source="model_version.model.name")
+    model = StringField(source="model_version.model.name")
     version = serializers.IntegerField(source="model_version.version")
     report_id = serializers.IntegerField(source="report.pk", allow_null=True, default=None)
-    severity = serializers.CharField(source="report.severity", allow_null=True, default=None)
+    severity = StringField(source="report.severity", allow_null=True, default=None)
 
     class Meta:
         model = DriftScanItem
@@ -290,9 +287,7 @@ class ScanItemSerializer(serializers.ModelSerializer):
 
 
 class ScanSerializer(serializers.ModelSerializer):
-    requested_by = serializers.CharField(
-        source="requested_by.username", allow_null=True, default=None
-    )
+    requested_by = StringField(source="requested_by.username", allow_null=True, default=None)
 
     class Meta:
         model = DriftScan
@@ -341,7 +336,7 @@ class ScanAcceptedSerializer(ScanSerializer):
 class LastScanSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=DriftScan.Status.choices)
-    trigger = serializers.CharField()
+    trigger = StringField()
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
     models_watched = serializers.IntegerField()
@@ -349,12 +344,12 @@ class LastScanSerializer(serializers.Serializer):
     duplicates = serializers.IntegerField()
     skipped = serializers.IntegerField()
     failed = serializers.IntegerField()
-    detail = serializers.CharField(allow_blank=True)
+    detail = StringField(allow_blank=True)
 
 
 class LatestReportSerializer(serializers.Serializer):
     report_id = serializers.IntegerField()
-    model = serializers.CharField()
+    model = StringField()
     version = serializers.IntegerField()
     severity = serializers.ChoiceField(choices=Severity.choices)
     window_end = serializers.DateTimeField()
@@ -363,15 +358,15 @@ class LatestReportSerializer(serializers.Serializer):
 
 class MonitorSerializer(serializers.Serializer):
     interval_seconds = serializers.IntegerField()
-    models_watched = serializers.ListField(child=serializers.CharField())
+    models_watched = serializers.ListField(child=StringField())
     last_scan = LastScanSerializer(allow_null=True)
     last_scheduled_scan_at = serializers.DateTimeField(allow_null=True)
     next_scan_due = serializers.DateTimeField(allow_null=True)
     scans_total = serializers.IntegerField()
     latest_reports = LatestReportSerializer(many=True)
-    open_high_drift = serializers.ListField(child=serializers.CharField())
+    open_high_drift = serializers.ListField(child=StringField())
 
 
 class DriftErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField()
+    detail = StringField()
+    code = StringField()

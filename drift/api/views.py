@@ -10,7 +10,6 @@ from django.db.models import QuerySet
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -37,13 +36,16 @@ from drift.histograms import histogram_chart
 from drift.metrics import SCAN_REQUESTS
 from drift.models import DriftReport, DriftScan
 from tradingsite import audit
+from tradingsite.api.pagination import StrictLimitOffsetPagination
+from tradingsite.api.query import query_data
+from tradingsite.api.schema import bad_request
 from tradingsite.models import AuditAction, AuditOutcome
 from tradingsite.security.ratelimit import Rate, rate_limit_hit
 
 RUN_SCAN_PERMISSION = "drift.run_scan"
 
 
-class DriftPagination(LimitOffsetPagination):
+class DriftPagination(StrictLimitOffsetPagination):
     default_limit = 50
     max_limit = 500
 
@@ -69,7 +71,7 @@ class DriftReportListView(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[DriftReport]:
         if getattr(self, "swagger_fake_view", False):
             return DriftReport.objects.none()
-        query = ReportQuerySerializer(data=self.request.query_params)
+        query = ReportQuerySerializer(data=query_data(self.request))
         query.is_valid(raise_exception=True)
         return selectors.drift_reports(filters=query.to_filter())
 
@@ -100,7 +102,7 @@ class DriftReportHistogramsView(APIView):
         responses={200: HistogramsSerializer, 404: DriftErrorSerializer},
     )
     def get(self, request: Request, pk: int) -> Response:
-        query = FeatureQuerySerializer(data=request.query_params)
+        query = FeatureQuerySerializer(data=query_data(request))
         query.is_valid(raise_exception=True)
         wanted = set(query.validated_data.get("feature") or [])
         report = _report(pk)
@@ -135,7 +137,7 @@ class DriftTimelineView(APIView):
 
     @extend_schema(parameters=[TimelineQuerySerializer], responses=TimelineSerializer)
     def get(self, request: Request) -> Response:
-        query = TimelineQuerySerializer(data=request.query_params)
+        query = TimelineQuerySerializer(data=query_data(request))
         query.is_valid(raise_exception=True)
         data = query.validated_data
         return Response(
@@ -168,7 +170,7 @@ class DriftScanRequestView(APIView):
         request=ScanRequestSerializer,
         responses={
             202: ScanAcceptedSerializer,
-            400: DriftErrorSerializer,
+            400: bad_request("invalid input: field errors, or `{detail, code}`"),
             403: DriftErrorSerializer,
             404: DriftErrorSerializer,
             409: DriftErrorSerializer,

@@ -19,6 +19,7 @@ from experiments.constants import (
     MAX_SOURCE_LENGTH,
 )
 from experiments.models import Experiment, Run
+from tradingsite.api.fields import StringField
 
 
 def metric_number(value: float, is_nan: bool) -> float | None:
@@ -27,7 +28,7 @@ def metric_number(value: float, is_nan: bool) -> float | None:
 
 
 class ExperimentSerializer(serializers.ModelSerializer):
-    artifact_location = serializers.CharField(source="effective_artifact_location")
+    artifact_location = StringField(source="effective_artifact_location")
     tags = serializers.SerializerMethodField()
 
     class Meta:
@@ -43,14 +44,14 @@ class ExperimentSerializer(serializers.ModelSerializer):
 
 
 class ExperimentCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=MAX_EXPERIMENT_NAME_LENGTH)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    tags = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
+    name = StringField(max_length=MAX_EXPERIMENT_NAME_LENGTH)
+    description = StringField(required=False, allow_blank=True, default="")
+    tags = serializers.DictField(child=StringField(allow_blank=True), required=False)
 
 
 class ExperimentUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=MAX_EXPERIMENT_NAME_LENGTH, required=False)
-    description = serializers.CharField(required=False, allow_blank=True)
+    name = StringField(max_length=MAX_EXPERIMENT_NAME_LENGTH, required=False)
+    description = StringField(required=False, allow_blank=True)
 
 
 class LatestMetricSerializer(serializers.Serializer):
@@ -60,15 +61,15 @@ class LatestMetricSerializer(serializers.Serializer):
 
 
 class FeatureViewRefSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = StringField(max_length=100)
     version = serializers.IntegerField(min_value=1)
 
 
 class RunSerializer(serializers.ModelSerializer):
-    run_id = serializers.CharField(source="run_uuid")
+    run_id = StringField(source="run_uuid")
     created_by = serializers.SerializerMethodField()
     parent_run_id = serializers.SerializerMethodField()
-    artifact_uri = serializers.CharField()
+    artifact_uri = StringField()
     params = serializers.SerializerMethodField()
     metrics = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
@@ -111,16 +112,16 @@ class RunSerializer(serializers.ModelSerializer):
 
 class RunCreateSerializer(serializers.Serializer):
     experiment_id = serializers.IntegerField(required=False, help_text="or experiment_name")
-    experiment_name = serializers.CharField(
+    experiment_name = StringField(
         max_length=MAX_EXPERIMENT_NAME_LENGTH,
         required=False,
         help_text="created if it does not exist",
     )
-    name = serializers.CharField(max_length=MAX_RUN_NAME_LENGTH, required=False, allow_blank=True)
-    source = serializers.CharField(max_length=MAX_SOURCE_LENGTH, required=False, allow_blank=True)
-    parent_run_id = serializers.CharField(max_length=32, required=False)
+    name = StringField(max_length=MAX_RUN_NAME_LENGTH, required=False, allow_blank=True)
+    source = StringField(max_length=MAX_SOURCE_LENGTH, required=False, allow_blank=True)
+    parent_run_id = StringField(max_length=32, required=False)
     start_time = serializers.IntegerField(min_value=0, required=False, help_text="epoch ms")
-    tags = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
+    tags = serializers.DictField(child=StringField(allow_blank=True), required=False)
     feature_view = FeatureViewRefSerializer(required=False)
     training_set = serializers.JSONField(
         required=False,
@@ -134,7 +135,7 @@ class RunCreateSerializer(serializers.Serializer):
 
 
 class RunUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=MAX_RUN_NAME_LENGTH, required=False)
+    name = StringField(max_length=MAX_RUN_NAME_LENGTH, required=False)
     status = serializers.ChoiceField(choices=Run.Status.choices, required=False)
     end_time = serializers.IntegerField(min_value=0, required=False, help_text="epoch ms")
     feature_view = FeatureViewRefSerializer(required=False)
@@ -142,7 +143,7 @@ class RunUpdateSerializer(serializers.Serializer):
 
 
 class MetricPointSerializer(serializers.Serializer):
-    key = serializers.CharField()
+    key = StringField()
     value = serializers.JSONField(help_text='a number, or "NaN" / "Infinity" / "-Infinity"')
     step = serializers.IntegerField(required=False, help_text="default: the batch's step")
     timestamp = serializers.IntegerField(required=False, help_text="epoch ms; default: now")
@@ -151,9 +152,9 @@ class MetricPointSerializer(serializers.Serializer):
 class LogBatchSerializer(serializers.Serializer):
     """Documents the body only; services.run_log_batch parses it (see the module docstring)."""
 
-    params = serializers.DictField(child=serializers.CharField(), required=False)
+    params = serializers.DictField(child=StringField(), required=False)
     metrics = MetricPointSerializer(many=True, required=False)
-    tags = serializers.DictField(child=serializers.CharField(), required=False)
+    tags = serializers.DictField(child=StringField(), required=False)
     step = serializers.IntegerField(required=False, default=0)
 
 
@@ -170,25 +171,25 @@ class MetricHistoryPointSerializer(serializers.Serializer):
 
 
 class ArtifactSerializer(serializers.Serializer):
-    path = serializers.CharField()
-    sha256 = serializers.CharField()
+    path = StringField()
+    sha256 = StringField()
     size_bytes = serializers.IntegerField()
-    content_type = serializers.CharField()
+    content_type = StringField()
     created_at = serializers.DateTimeField()
 
 
 class ArtifactEntrySerializer(serializers.Serializer):
-    path = serializers.CharField()
+    path = StringField()
     is_dir = serializers.BooleanField()
     size_bytes = serializers.IntegerField(required=False)
-    sha256 = serializers.CharField(required=False)
+    sha256 = StringField(required=False)
 
 
 class CompareRunSerializer(serializers.Serializer):
-    run_id = serializers.CharField()
-    name = serializers.CharField()
+    run_id = StringField()
+    name = StringField()
     experiment_id = serializers.IntegerField()
-    status = serializers.CharField()
+    status = StringField()
     start_time = serializers.IntegerField()
     end_time = serializers.IntegerField(allow_null=True)
 
@@ -203,7 +204,7 @@ class AlignedStepSerializer(serializers.Serializer):
 class RunCompareSerializer(serializers.Serializer):
     runs = CompareRunSerializer(many=True)
     params = serializers.DictField(
-        child=serializers.DictField(child=serializers.CharField()),
+        child=serializers.DictField(child=StringField()),
         help_text="param key -> run id -> value",
     )
     metrics = serializers.DictField(

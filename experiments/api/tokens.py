@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from tradingsite.api.fields import StringField
 from tradingsite.models import ApiToken
 from tradingsite.security.api_tokens import api_token_create, api_token_revoke
 
@@ -46,7 +47,7 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
 
 class ApiTokenInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = StringField(max_length=100)
     expires_in_days = serializers.IntegerField(
         min_value=1, max_value=MAX_EXPIRY_DAYS, required=False, help_text="omit: never expires"
     )

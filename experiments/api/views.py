@@ -17,7 +17,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -54,6 +53,8 @@ from experiments.errors import ResourceDoesNotExistError, TrackingError
 from experiments.models import Experiment, Run
 from experiments.storage import blob_open
 from features.models import FeatureView
+from tradingsite.api.pagination import StrictLimitOffsetPagination
+from tradingsite.api.parsers import INT64_MAX, BoundedJSONParser
 from tradingsite.api.permissions import WritePermissions
 
 SEARCH_PARAMETERS = [
@@ -63,11 +64,11 @@ SEARCH_PARAMETERS = [
 ]
 
 
-class TrackerPagination(LimitOffsetPagination):
+class TrackerPagination(StrictLimitOffsetPagination):
     max_limit = NATIVE_MAX_PAGE_SIZE
 
 
-class HistoryPagination(LimitOffsetPagination):
+class HistoryPagination(StrictLimitOffsetPagination):
     default_limit = METRIC_HISTORY_DEFAULT_PAGE
     max_limit = METRIC_HISTORY_MAX_PAGE
 
@@ -109,6 +110,9 @@ class ExperimentListView(TrackingErrorsMixin, GenericAPIView):
     serializer_class = ExperimentSerializer
     pagination_class = TrackerPagination
     write_permissions = {"POST": ADD_EXPERIMENT_PERMISSION}
+    # JSON bodies only: a form cannot carry `tags` (an object), and the schema then names the
+    # one encoding that can (a multipart body that is not a form read as an empty one)
+    parser_classes = [BoundedJSONParser]
 
     def get_queryset(self) -> QuerySet[Experiment]:
         if getattr(self, "swagger_fake_view", False):
@@ -120,7 +124,13 @@ class ExperimentListView(TrackingErrorsMixin, GenericAPIView):
             view=params.get("view", "active"),
         ).prefetch_related("tags")
 
-    @extend_schema(operation_id="experiments_list", parameters=SEARCH_PARAMETERS)
+    # many=True: a list, so the schema shows the page ({count, next, previous, results}) and
+    # limit/offset (a GenericAPIView's own get() is taken for a detail view otherwise)
+    @extend_schema(
+        operation_id="experiments_list",
+        parameters=SEARCH_PARAMETERS,
+        responses=ExperimentSerializer(many=True),
+    )
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(ExperimentSerializer(page, many=True).data)
@@ -171,6 +181,7 @@ class RunListView(TrackingErrorsMixin, GenericAPIView):
     pagination_class = TrackerPagination
     # experiment_name creates the experiment when absent: creating runs includes that
     write_permissions = {"POST": ADD_RUN_PERMISSION}
+    parser_classes = [BoundedJSONParser]  # tags, feature_view, training_set: see experiments
 
     def get_queryset(self) -> QuerySet[Run]:
         if getattr(self, "swagger_fake_view", False):
@@ -181,6 +192,9 @@ class RunListView(TrackingErrorsMixin, GenericAPIView):
             experiment_ids = [int(i) for i in ids] if ids else None
         except ValueError:
             raise ValidationError({"experiment_id": "integers are required"}) from None
+        if experiment_ids and not all(0 <= i <= INT64_MAX for i in experiment_ids):
+            # past 64 bits the database cannot compare the number (SQLite: a 500)
+            raise ValidationError({"experiment_id": f"ids are 0 to {INT64_MAX}"})
         return selectors.run_search(
             experiment_ids=experiment_ids,
             filter_string=params.get("filter", ""),
@@ -196,6 +210,7 @@ class RunListView(TrackingErrorsMixin, GenericAPIView):
             OpenApiParameter("status", str, enum=Run.Status.values),
             *SEARCH_PARAMETERS,
         ],
+        responses=RunSerializer(many=True),  # a page, as for experiments
     )
     def get(self, request: Request) -> Response:
         page = selectors.runs_with_details(self.paginate_queryset(self.get_queryset()))
@@ -232,6 +247,9 @@ class RunDetailView(TrackingErrorsMixin, APIView):
     feature view version; DELETE soft-deletes it."""
 
     write_permissions = {"PATCH": CHANGE_RUN_PERMISSION, "DELETE": DELETE_RUN_PERMISSION}
+    # JSON bodies only (feature_view is an object): a malformed multipart body was read as an
+    # empty form, so a PATCH of garbage answered 200 (tests/security/test_schemathesis.py)
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(responses=RunSerializer)
     def get(self, request: Request, run_id: str) -> Response:
@@ -294,7 +312,10 @@ class RunMetricHistoryView(TrackingErrorsMixin, GenericAPIView):
     pagination_class = HistoryPagination
     serializer_class = MetricHistoryPointSerializer
 
-    @extend_schema(parameters=[OpenApiParameter("key", str, required=True)])
+    @extend_schema(
+        parameters=[OpenApiParameter("key", str, required=True)],
+        responses=MetricHistoryPointSerializer(many=True),  # a page, as for experiments
+    )
     def get(self, request: Request, run_id: str) -> Response:
         key = request.query_params.get("key")
         if not key:

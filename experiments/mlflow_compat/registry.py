@@ -45,7 +45,6 @@ from experiments.mlflow_compat.protocol import (
     offset_of,
     optional_int,
     page_body,
-    require_permission,
     required,
     required_str,
     string_list,
@@ -237,11 +236,23 @@ def _version_body(version: ModelVersion) -> dict[str, Any]:
     return {"model_version": model_version_json(_version_of(version.model, version.version))}
 
 
+def _needs(permission: str) -> Callable[[Handler], Handler]:
+    """Marks a write handler with the permission it needs; its view checks it after
+    authentication and before the body is read (MlflowApiView.write_permissions), so a caller
+    without it gets 403 whatever the body holds."""
+
+    def mark(handler: Handler) -> Handler:
+        handler.permission = permission  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
 # --- registered models ----------------------------------------------------------------------------
 
 
+@_needs(REGISTER_PERMISSION)
 def create_registered_model(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    require_permission(request, REGISTER_PERMISSION)
     name = required_str(fields, "name")
     model, created = services.registered_model_create(
         name=name,
@@ -269,15 +280,15 @@ def search_registered_models(request: Request, fields: dict[str, Any]) -> dict[s
     )  # fmt: skip
 
 
+@_needs(REGISTER_PERMISSION)
 def update_registered_model(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    require_permission(request, REGISTER_PERMISSION)
     model = _model(fields)
     services.registered_model_update(model=model, description=fields.get("description") or "")
     return _model_body(model.name)
 
 
+@_needs(DELETE_MODEL_PERMISSION)
 def delete_registered_model(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    require_permission(request, DELETE_MODEL_PERMISSION)
     services.registered_model_delete(model=_model(fields))
     return {}
 
@@ -288,16 +299,16 @@ def get_latest_versions(request: Request, fields: dict[str, Any]) -> dict[str, A
     return {"model_versions": [v for v in body["latest_versions"] if v["current_stage"] in stages]}
 
 
+@_needs(REGISTER_PERMISSION)
 def set_registered_model_tag(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    require_permission(request, REGISTER_PERMISSION)
     services.registered_model_tag_set(
         model=_model(fields), key=required_str(fields, "key"), value=fields.get("value") or ""
     )
     return {}
 
 
+@_needs(REGISTER_PERMISSION)
 def delete_registered_model_tag(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    require_permission(request, REGISTER_PERMISSION)
     services.registered_model_tag_delete(model=_model(fields), key=required_str(fields, "key"))
     return {}
 
@@ -305,16 +316,16 @@ def delete_registered_model_tag(request: Request, fields: dict[str, Any]) -> dic
 # --- aliases --------------------------------------------------------------------------------------
 
 
+@_needs(PROMOTE_PERMISSION)
 def set_registered_model_alias(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    require_permission(request, PROMOTE_PERMISSION)
     version = _version(fields)
     alias = required_str(fields, "alias")
     services.model_alias_set(model=version.model, alias=alias, version=version)
     return {}
 
 
+@_needs(PROMOTE_PERMISSION)
 def delete_registered_model_alias(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    require_permission(request, PROMOTE_PERMISSION)
     model, alias = _model(fields), required_str(fields, "alias")
     if ModelAlias.objects.filter(model=model, alias=alias).exists():  # MLflow: absent is fine
         services.model_alias_delete(model=model, alias=alias)
@@ -379,8 +390,8 @@ def _source_run(fields: dict[str, Any]) -> Run:
     return run
 
 
+@_needs(REGISTER_PERMISSION)
 def create_model_version(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    require_permission(request, REGISTER_PERMISSION)
     model = _model(fields)
     run = _source_run(fields)
     version = services.model_version_register(
@@ -398,8 +409,8 @@ def get_model_version(request: Request, fields: dict[str, Any]) -> dict[str, Any
     return {"model_version": model_version_json(_version(fields))}
 
 
+@_needs(REGISTER_PERMISSION)
 def update_model_version(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    require_permission(request, REGISTER_PERMISSION)
     version = _version(fields)
     services.model_version_update(version=version, description=fields.get("description") or "")
     return _version_body(version)
@@ -416,8 +427,8 @@ def search_model_versions(request: Request, fields: dict[str, Any]) -> dict[str,
     )  # fmt: skip
 
 
+@_needs(PROMOTE_PERMISSION)
 def transition_model_version_stage(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    require_permission(request, PROMOTE_PERMISSION)
     version = _version(fields)
     stage = _stage(required(fields, "stage"))
     archive = _flag(fields, "archive_existing_versions")
@@ -440,16 +451,16 @@ def transition_model_version_stage(request: Request, fields: dict[str, Any]) -> 
     return _version_body(version)
 
 
+@_needs(REGISTER_PERMISSION)
 def set_model_version_tag(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    require_permission(request, REGISTER_PERMISSION)
     services.model_version_tag_set(
         version=_version(fields), key=required_str(fields, "key"), value=fields.get("value") or ""
     )
     return {}
 
 
+@_needs(REGISTER_PERMISSION)
 def delete_model_version_tag(request: Request, fields: dict[str, Any]) -> dict[str, Any]:
-    require_permission(request, REGISTER_PERMISSION)
     services.model_version_tag_delete(version=_version(fields), key=required_str(fields, "key"))
     return {}
 
@@ -462,8 +473,10 @@ Method = tuple[Handler, type | None, type]  # handler, request fields, response 
 def _view(name: str, summary: str, **methods: Method) -> type[APIView]:
     """An authenticated view answering `methods` (e.g. post=..., get=...) with their handlers,
     registry errors turned into MLflow's."""
-    attributes: dict[str, Any] = {"__doc__": summary}
+    attributes: dict[str, Any] = {"__doc__": summary, "write_permissions": {}}
     for method, (handler, fields, response) in methods.items():
+        if getattr(handler, "permission", None) is not None:
+            attributes["write_permissions"][method.upper()] = handler.permission
 
         def call(self: APIView, request: Request, _handler: Handler = handler) -> Response:
             with _registry_errors():

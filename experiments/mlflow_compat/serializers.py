@@ -87,8 +87,8 @@ class CreateExperimentRequest(serializers.Serializer):
 
 class SearchExperimentsRequest(serializers.Serializer):
     max_results = serializers.IntegerField(required=False)
-    page_token = serializers.CharField(required=False)
-    filter = serializers.CharField(required=False)
+    page_token = serializers.CharField(required=False, allow_blank=True)
+    filter = serializers.CharField(required=False, allow_blank=True)
     order_by = serializers.ListField(child=serializers.CharField(), required=False)
     view_type = serializers.ChoiceField(
         choices=["ACTIVE_ONLY", "DELETED_ONLY", "ALL"], required=False
@@ -140,13 +140,13 @@ class UpdateRunRequest(RunIdRequest):
 
 class SearchRunsRequest(serializers.Serializer):
     experiment_ids = serializers.ListField(child=serializers.CharField(), required=False)
-    filter = serializers.CharField(required=False)
+    filter = serializers.CharField(required=False, allow_blank=True)
     run_view_type = serializers.ChoiceField(
         choices=["ACTIVE_ONLY", "DELETED_ONLY", "ALL"], required=False
     )
     max_results = serializers.IntegerField(required=False)
     order_by = serializers.ListField(child=serializers.CharField(), required=False)
-    page_token = serializers.CharField(required=False)
+    page_token = serializers.CharField(required=False, allow_blank=True)
 
 
 class LogMetricRequest(RunIdRequest):
@@ -181,24 +181,24 @@ class LogBatchRequest(RunIdRequest):
 class MetricHistoryRequest(RunIdRequest):
     metric_key = serializers.CharField()
     max_results = serializers.IntegerField(required=False)
-    page_token = serializers.CharField(required=False)
+    page_token = serializers.CharField(required=False, allow_blank=True)
 
 
 class ListArtifactsRequest(RunIdRequest):
-    path = serializers.CharField(required=False)
-    page_token = serializers.CharField(required=False)
+    path = serializers.CharField(required=False, allow_blank=True)
+    page_token = serializers.CharField(required=False, allow_blank=True)
 
 
 class SearchLoggedModelsRequest(serializers.Serializer):
     experiment_ids = serializers.ListField(child=serializers.CharField(), required=False)
-    filter = serializers.CharField(required=False)
+    filter = serializers.CharField(required=False, allow_blank=True)
     max_results = serializers.IntegerField(required=False)
-    page_token = serializers.CharField(required=False)
+    page_token = serializers.CharField(required=False, allow_blank=True)
 
 
 class ArtifactPathRequest(serializers.Serializer):
     path = serializers.CharField(
-        required=False, help_text="<experiment id>/<run id>/artifacts[/<folder>]"
+        required=False, allow_blank=True, help_text="<experiment id>/<run id>/artifacts[/<folder>]"
     )
 
 
@@ -316,10 +316,12 @@ class UpdateDescriptionRequest(RegisteredModelNameRequest):
 
 
 class SearchRegistryRequest(serializers.Serializer):
-    filter = serializers.CharField(required=False, help_text="e.g. name = 'x', tags.k = 'v'")
+    filter = serializers.CharField(
+        required=False, allow_blank=True, help_text="e.g. name = 'x', tags.k = 'v'"
+    )
     max_results = serializers.IntegerField(required=False)
     order_by = serializers.ListField(child=serializers.CharField(), required=False)
-    page_token = serializers.CharField(required=False)
+    page_token = serializers.CharField(required=False, allow_blank=True)
 
 
 class GetLatestVersionsRequest(RegisteredModelNameRequest):

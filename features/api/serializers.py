@@ -11,6 +11,7 @@ from rest_framework import serializers
 from features import constants
 from features.market import is_timeframe
 from features.models import Bar
+from tradingsite.api.fields import StringField
 
 
 def _timeframe(value: str) -> str:
@@ -24,7 +25,7 @@ def _timeframe(value: str) -> str:
 class BarInSerializer(serializers.Serializer):
     """One bar of an ingest payload, for the schema only: features.market validates the bars."""
 
-    symbol = serializers.CharField(required=False, help_text="when the payload has no symbol")
+    symbol = StringField(required=False, help_text="when the payload has no symbol")
     ts = serializers.DateTimeField(help_text="bar close time, ISO 8601; naive means UTC")
     open = serializers.FloatField()
     high = serializers.FloatField()
@@ -48,8 +49,8 @@ class BarListField(serializers.ListField):
 
 
 class BarsIngestSerializer(serializers.Serializer):
-    symbol = serializers.CharField(required=False, max_length=constants.SYMBOL_MAX_LENGTH)
-    timeframe = serializers.CharField(validators=[_timeframe])
+    symbol = StringField(required=False, max_length=constants.SYMBOL_MAX_LENGTH)
+    timeframe = StringField(validators=[_timeframe])
     bars = BarListField(allow_empty=False, help_text="at most 50,000 bars")
 
 
@@ -58,14 +59,9 @@ class BarUpsertResultSerializer(serializers.Serializer):
     updated = serializers.IntegerField()
 
 
-class BarErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    row = serializers.IntegerField(allow_null=True, help_text="1-based position in `bars`")
-
-
 class BarsQuerySerializer(serializers.Serializer):
-    symbol = serializers.CharField(max_length=constants.SYMBOL_MAX_LENGTH)
-    timeframe = serializers.CharField(default="1d", validators=[_timeframe])
+    symbol = StringField(max_length=constants.SYMBOL_MAX_LENGTH)
+    timeframe = StringField(default="1d", validators=[_timeframe])
     start = serializers.DateTimeField(required=False, help_text="inclusive; naive means UTC")
     end = serializers.DateTimeField(required=False, help_text="inclusive; naive means UTC")
 
@@ -82,8 +78,8 @@ class BarSerializer(serializers.ModelSerializer):
 
 
 class MarketSymbolSerializer(serializers.Serializer):
-    symbol = serializers.CharField()
-    timeframe = serializers.CharField()
+    symbol = StringField()
+    timeframe = StringField()
     bars = serializers.IntegerField()
     first_ts = serializers.DateTimeField()
     last_ts = serializers.DateTimeField()

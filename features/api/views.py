@@ -15,7 +15,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from features.api.serializers import (
-    BarErrorSerializer,
     BarSerializer,
     BarsIngestSerializer,
     BarsQuerySerializer,
@@ -27,7 +26,10 @@ from features.market import BarValidationError
 from features.models import Bar
 from features.selectors import bars_for, market_symbols
 from features.services import bars_upsert
+from tradingsite.api.pagination import ApiPagination
 from tradingsite.api.permissions import WritePermissions
+from tradingsite.api.query import query_data
+from tradingsite.api.schema import bad_request
 
 
 class BarListIngestView(ListAPIView):
@@ -35,11 +37,12 @@ class BarListIngestView(ListAPIView):
     (the data engineer role)."""
 
     serializer_class = BarSerializer
+    pagination_class = ApiPagination  # `?offset=abc` is a 400, not the first page
     permission_classes = [IsAuthenticated, WritePermissions]
     write_permissions = {"POST": INGEST_BARS_PERMISSION}
 
     def get_queryset(self) -> QuerySet[Bar]:
-        query = BarsQuerySerializer(data=self.request.query_params)
+        query = BarsQuerySerializer(data=query_data(self.request))
         query.is_valid(raise_exception=True)
         return bars_for(**query.validated_data)
 
@@ -52,7 +55,10 @@ class BarListIngestView(ListAPIView):
 
     @extend_schema(
         request=BarsIngestSerializer,
-        responses={201: BarUpsertResultSerializer, 400: BarErrorSerializer},
+        responses={
+            201: BarUpsertResultSerializer,
+            400: bad_request("field errors, or `{detail, row}` naming the bad bar (1-based)"),
+        },
         description="Idempotent upsert on (symbol, timeframe, ts). One bad bar refuses the "
         "whole payload: nothing is written, and the error names its 1-based row.",
     )
@@ -77,6 +83,7 @@ class MarketSymbolListView(ListAPIView):
     """Each stored (symbol, timeframe) with its bar count and first and last bar time."""
 
     serializer_class = MarketSymbolSerializer
+    pagination_class = ApiPagination
 
     def get_queryset(self) -> QuerySet[Bar, dict[str, Any]]:
         return market_symbols()

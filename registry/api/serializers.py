@@ -17,12 +17,13 @@ from registry.models import (
 )
 from registry.services import MAX_REASON_CHARS
 from registry.serving import MAX_PREDICT_SYMBOLS
+from tradingsite.api.fields import StringField
 
 
 class RuleResultSerializer(serializers.Serializer):
-    rule = serializers.CharField()
+    rule = StringField()
     passed = serializers.BooleanField()
-    reason = serializers.CharField()
+    reason = StringField()
 
 
 class VersionSummarySerializer(serializers.ModelSerializer):
@@ -32,21 +33,21 @@ class VersionSummarySerializer(serializers.ModelSerializer):
         model = ModelVersion
         fields = ["version", "stage", "aliases"]
 
-    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    @extend_schema_field(serializers.ListField(child=StringField()))
     def get_aliases(self, version: ModelVersion) -> list[str]:
         return sorted(a.alias for a in version.aliases.all())
 
 
 class VersionFeatureViewSerializer(serializers.Serializer):
-    name = serializers.CharField()
+    name = StringField()
     version = serializers.IntegerField()
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
-    model = serializers.CharField(source="model.name")
-    run_id = serializers.CharField(source="run.run_uuid", allow_null=True, default=None)
+    model = StringField(source="model.name")
+    run_id = StringField(source="run.run_uuid", allow_null=True, default=None)
     feature_view = serializers.SerializerMethodField()
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = StringField(source="created_by.username", default=None)
     aliases = serializers.SerializerMethodField()
 
     class Meta:
@@ -63,7 +64,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         view = version.feature_view
         return None if view is None else {"name": view.name, "version": view.version}
 
-    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    @extend_schema_field(serializers.ListField(child=StringField()))
     def get_aliases(self, version: ModelVersion) -> list[str]:
         return sorted(a.alias for a in version.aliases.all())
 
@@ -75,7 +76,7 @@ class ModelVersionDetailSerializer(ModelVersionSerializer):
 
 
 class RegisteredModelSerializer(serializers.ModelSerializer):
-    owner = serializers.CharField(source="owner.username", default=None)
+    owner = StringField(source="owner.username", default=None)
     versions = VersionSummarySerializer(many=True, read_only=True)
     aliases = serializers.SerializerMethodField()
     production_version = serializers.SerializerMethodField()
@@ -99,11 +100,11 @@ class RegisteredModelSerializer(serializers.ModelSerializer):
 
 class StageTransitionSerializer(serializers.ModelSerializer):
     version = serializers.IntegerField(source="version.version")
-    actor = serializers.CharField(source="actor.username", default=None)
+    actor = StringField(source="actor.username", default=None)
     policy_results = RuleResultSerializer(many=True)
     # Plain strings: the Stage enum is named once (StageEnum), on ModelVersion.stage.
-    from_stage = serializers.CharField()
-    to_stage = serializers.CharField()
+    from_stage = StringField()
+    to_stage = StringField()
 
     class Meta:
         model = StageTransition
@@ -116,13 +117,13 @@ class StageTransitionSerializer(serializers.ModelSerializer):
 
 class VersionCreateSerializer(serializers.Serializer):
     run_id = serializers.RegexField(r"^[0-9a-f]{32}$", help_text="the run's 32-hex run id")
-    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    description = StringField(required=False, allow_blank=True, max_length=5000)
 
 
 class PromoteSerializer(serializers.Serializer):
     stage = serializers.ChoiceField(choices=Stage.choices)
-    reason = serializers.CharField(max_length=MAX_REASON_CHARS)
-    override_justification = serializers.CharField(
+    reason = StringField(max_length=MAX_REASON_CHARS)
+    override_justification = StringField(
         required=False, allow_blank=True, max_length=MAX_REASON_CHARS, default=""
     )
     expected_production_version = serializers.IntegerField(
@@ -138,7 +139,7 @@ class PromoteSerializer(serializers.Serializer):
 
 
 class RollbackSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=MAX_REASON_CHARS)
+    reason = StringField(max_length=MAX_REASON_CHARS)
 
 
 class AliasSetSerializer(serializers.Serializer):
@@ -151,17 +152,17 @@ class AliasSerializer(serializers.Serializer):
 
 
 class PolicyCheckSerializer(serializers.Serializer):
-    model = serializers.CharField()
+    model = StringField()
     version = serializers.IntegerField()
-    stage = serializers.CharField()
+    stage = StringField()
     passed = serializers.BooleanField()
-    policy_source = serializers.CharField()
+    policy_source = StringField()
     results = RuleResultSerializer(many=True)
 
 
 class RegistryErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField()
+    detail = StringField()
+    code = StringField()
     policy_results = RuleResultSerializer(many=True, required=False)
     transition_id = serializers.IntegerField(required=False)
 
@@ -200,7 +201,7 @@ class PredictInputSerializer(serializers.Serializer):
 
 
 class PredictionSerializer(serializers.Serializer):
-    symbol = serializers.CharField()
+    symbol = StringField()
     signal = serializers.ChoiceField(
         choices=Signal.choices,
         allow_null=True,
@@ -218,22 +219,22 @@ class PredictionSerializer(serializers.Serializer):
         help_text="true when the features are older than the feature view's ttl: the signal "
         "describes an old bar (it is still given; the client decides whether to trade on it)",
     )
-    error = serializers.CharField(
+    error = StringField(
         allow_null=True,
         help_text="no_features: the online store has no values for this symbol in the model's "
         "feature view version (unknown symbol, or not materialized); the other symbols of the "
         "request are still answered",
     )
-    detail = serializers.CharField(required=False, help_text="what went wrong, when error is set")
+    detail = StringField(required=False, help_text="what went wrong, when error is set")
 
 
 class PredictOutputSerializer(serializers.Serializer):
-    model = serializers.CharField()
+    model = StringField()
     version = serializers.IntegerField(help_text="the Production version that answered")
     feature_view = VersionFeatureViewSerializer(
         help_text="the feature view version the model was trained on, whose online values were used"
     )
-    request_id = serializers.CharField(help_text="also on each logged prediction")
+    request_id = StringField(help_text="also on each logged prediction")
     latency_ms = serializers.FloatField(
         help_text="server-side time: model check, online features, inference, log and event"
     )

@@ -36,11 +36,12 @@ from registry.errors import PromotionConflict, PromotionRefused, RegistryError
 from registry.models import ModelVersion, RegisteredModel, Stage
 from registry.policy import PROMOTE_PERMISSION, policy_active
 from registry.serving import predict
+from tradingsite.api.schema import bad_request
 from tradingsite.observability.request_id import current_request_id
 
 CREATE_PERMISSION = "registry.add_modelversion"
 ERRORS = {
-    400: RegistryErrorSerializer,
+    400: bad_request("invalid input: field errors, or a RegistryError"),
     403: RegistryErrorSerializer,
     404: RegistryErrorSerializer,
     409: RegistryErrorSerializer,
@@ -208,7 +209,7 @@ class ModelPolicyCheckView(APIView):
         ],
         responses={
             200: PolicyCheckSerializer,
-            400: RegistryErrorSerializer,
+            400: ERRORS[400],
             404: RegistryErrorSerializer,
         },
     )
@@ -272,7 +273,7 @@ class ModelPredictView(APIView):
         request=PredictInputSerializer,
         responses={
             200: PredictOutputSerializer,
-            400: RegistryErrorSerializer,
+            400: ERRORS[400],
             404: RegistryErrorSerializer,
             409: RegistryErrorSerializer,
         },

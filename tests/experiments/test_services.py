@@ -58,6 +58,9 @@ def test_the_default_experiment_is_id_zero_and_created_on_first_use() -> None:
     default = selectors.experiment_get(experiment_id="0")
     assert (default.pk, default.name) == (0, "Default")
     assert selectors.experiment_get(experiment_id=0) == default
+    for not_an_id in (False, True, 0.0, None, [0]):  # int(False) == 0: the Default experiment
+        with pytest.raises(InvalidParameterError, match="is not an experiment id"):
+            selectors.experiment_get(experiment_id=not_an_id)
 
 
 def test_a_run_mirrors_mlflow_tags_into_its_columns(user: Any) -> None:

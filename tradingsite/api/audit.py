@@ -9,12 +9,13 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from tradingsite.api.pagination import StrictLimitOffsetPagination
+from tradingsite.api.query import query_data
 from tradingsite.models import AuditAction, AuditEvent, AuditOutcome
 
 VIEW_PERMISSION = "tradingsite.view_auditevent"
@@ -28,7 +29,7 @@ class CanViewAudit(BasePermission):
         return bool(user and user.is_active and user.has_perm(VIEW_PERMISSION))
 
 
-class AuditPagination(LimitOffsetPagination):
+class AuditPagination(StrictLimitOffsetPagination):
     default_limit = 100
     max_limit = 1000
 
@@ -116,7 +117,7 @@ class AuditEventListView(ListAPIView):
     pagination_class = AuditPagination
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
-        query = AuditQuerySerializer(data=self.request.query_params)
+        query = AuditQuerySerializer(data=query_data(self.request))
         query.is_valid(raise_exception=True)
         return audit_events_filter(AuditEvent.objects.order_by("-id"), query.validated_data)
 

@@ -59,6 +59,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if isinstance(exc, AuthenticationFailed) and isinstance(exc.detail, ErrorDetail):
         response.data["code"] = exc.detail.code  # e.g. token_not_valid: clients refresh on it
+    elif response is not None and isinstance(response.data, dict):
+        # Every `{"detail": ...}` error carries its machine-readable code too (not_found,
+        # permission_denied, ...), the shape the schema documents; field errors keep theirs.
+        detail = response.data.get("detail")
+        if isinstance(detail, ErrorDetail) and "code" not in response.data:
+            response.data["code"] = detail.code
     return response
 
 
