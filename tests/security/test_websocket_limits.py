@@ -293,7 +293,7 @@ HEALTH_REQUESTS = 200
 HEALTH_RATE = 80.0  # a second: 2.5 s, longer than the heads interval (tradingsite.events)
 HEALTH_ATTEMPTS = 3  # the best of up to 3: other jobs share CI's 2 cores
 SERVER_WORKERS = 2
-SHUTDOWN_TIMEOUT_S = 10.0
+SHUTDOWN_TIMEOUT_S = 3.0  # then SIGKILL: a graceful stop after 200 sockets can take 10 s+
 HTTPS = {"X-Forwarded-Proto": "https"}
 
 
