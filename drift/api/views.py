@@ -36,10 +36,10 @@ from drift.histograms import histogram_chart
 from drift.metrics import SCAN_REQUESTS
 from drift.models import DriftReport, DriftScan
 from tradingsite import audit
-from tradingsite.api.pagination import StrictLimitOffsetPagination
 from tradingsite.api.query import query_data
 from tradingsite.api.schema import bad_request
 from tradingsite.models import AuditAction, AuditOutcome
+from tradingsite.pagination import StrictLimitOffsetPagination
 from tradingsite.security.ratelimit import Rate, rate_limit_hit
 
 RUN_SCAN_PERMISSION = "drift.run_scan"

@@ -53,9 +53,9 @@ from experiments.errors import ResourceDoesNotExistError, TrackingError
 from experiments.models import Experiment, Run
 from experiments.storage import blob_open
 from features.models import FeatureView
-from tradingsite.api.pagination import StrictLimitOffsetPagination
 from tradingsite.api.parsers import INT64_MAX, BoundedJSONParser
 from tradingsite.api.permissions import WritePermissions
+from tradingsite.pagination import StrictLimitOffsetPagination
 
 SEARCH_PARAMETERS = [
     OpenApiParameter("filter", str, description="MLflow filter, e.g. metrics.sharpe > 1"),

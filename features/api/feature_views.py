@@ -24,7 +24,6 @@ from features.store import (
     online_features_resilient,
     training_set_build,
 )
-from tradingsite.api.pagination import ApiPagination
 from tradingsite.api.permissions import WritePermissions
 
 MAX_ENTITY_ROWS = 100_000
@@ -84,14 +83,12 @@ class FeatureListView(ListAPIView):
 
     queryset = FeatureDefinition.objects.all()
     serializer_class = FeatureDefinitionSerializer
-    pagination_class = ApiPagination  # `?offset=abc` is a 400, not the first page
 
 
 class FeatureViewListView(ListAPIView):
     """The latest version of every feature view."""
 
     serializer_class = FeatureViewSerializer
-    pagination_class = ApiPagination
 
     def get_queryset(self):  # noqa: ANN201
         latest = FeatureView.objects.order_by("name", "-version").distinct()

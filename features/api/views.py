@@ -26,7 +26,6 @@ from features.market import BarValidationError
 from features.models import Bar
 from features.selectors import bars_for, market_symbols
 from features.services import bars_upsert
-from tradingsite.api.pagination import ApiPagination
 from tradingsite.api.permissions import WritePermissions
 from tradingsite.api.query import query_data
 from tradingsite.api.schema import bad_request
@@ -37,7 +36,6 @@ class BarListIngestView(ListAPIView):
     (the data engineer role)."""
 
     serializer_class = BarSerializer
-    pagination_class = ApiPagination  # `?offset=abc` is a 400, not the first page
     permission_classes = [IsAuthenticated, WritePermissions]
     write_permissions = {"POST": INGEST_BARS_PERMISSION}
 
@@ -83,7 +81,6 @@ class MarketSymbolListView(ListAPIView):
     """Each stored (symbol, timeframe) with its bar count and first and last bar time."""
 
     serializer_class = MarketSymbolSerializer
-    pagination_class = ApiPagination
 
     def get_queryset(self) -> QuerySet[Bar, dict[str, Any]]:
         return market_symbols()

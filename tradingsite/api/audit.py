@@ -14,9 +14,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tradingsite.api.pagination import StrictLimitOffsetPagination
 from tradingsite.api.query import query_data
 from tradingsite.models import AuditAction, AuditEvent, AuditOutcome
+from tradingsite.pagination import StrictLimitOffsetPagination
 
 VIEW_PERMISSION = "tradingsite.view_auditevent"
 
