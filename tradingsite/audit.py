@@ -43,7 +43,7 @@ MAX_REPR = 200
 _ADMIN_FLAGS = {ADDITION: "addition", CHANGE: "change", DELETION: "deletion"}
 
 
-def _ip_or_none(value: str | None) -> str | None:
+def ip_or_none(value: str | None) -> str | None:
     try:
         return str(ipaddress.ip_address((value or "").strip()))
     except ValueError:  # "unknown", a test request without REMOTE_ADDR
@@ -88,7 +88,7 @@ def record(
         outcome=outcome,
         actor=actor if _is_user(actor) else None,
         actor_username=(actor.get_username() if _is_user(actor) else actor_username)[:MAX_USERNAME],
-        source_ip=_ip_or_none(client_ip(request) if request is not None else _client_ip.get()),
+        source_ip=ip_or_none(client_ip(request) if request is not None else _client_ip.get()),
         request_id="" if request_id == "-" else request_id,
         target_type=target_type,
         target_id=str(target_id)[:100],

@@ -56,7 +56,7 @@ def failure_record(username: object, *, request: HttpRequest | None = None) -> d
     now (by this failure, or by a concurrent one while this password was being checked).
 
     One row per username, updated under a row lock, so concurrent failures all count."""
-    from tradingsite import audit  # audit imports the rate limiter, which settings load first
+    from tradingsite import audit  # imported here: audit imports this module
     from tradingsite.security.ratelimit import client_ip
 
     key = lockout_key(username)
@@ -75,7 +75,7 @@ def failure_record(username: object, *, request: HttpRequest | None = None) -> d
             row.failures, row.window_started_at, row.locked_until = 0, now, None  # a new window
         row.failures += 1
         row.last_failure_at = now
-        row.last_failure_ip = _ip_or_none(ip)
+        row.last_failure_ip = audit.ip_or_none(ip)
         newly_locked = row.failures >= settings.LOGIN_LOCKOUT_FAILURES
         if newly_locked:
             row.locked_until = now + timedelta(seconds=settings.LOGIN_LOCKOUT_SECONDS)
@@ -125,15 +125,6 @@ def unlock(rows: Any, *, actor: Any, request: HttpRequest | None = None) -> int:
             row.delete()
             count += 1
     return count
-
-
-def _ip_or_none(value: str | None) -> str | None:
-    import ipaddress
-
-    try:
-        return str(ipaddress.ip_address((value or "").strip()))
-    except ValueError:
-        return None
 
 
 def _http_request(request: Any) -> HttpRequest | None:
